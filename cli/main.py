@@ -1,0 +1,177 @@
+"""The ``auditstream`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from rich.console import Console
+
+from auditstream.config import ConfigError, Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        sys.exit(2)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def cli(verbose: bool) -> None:
+    """auditstream: audit and activity logs through Kafka, Faust and ClickHouse."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.group()
+def kafka() -> None:
+    """The local single-node Kafka broker (ignored when KAFKA_BOOTSTRAP_SERVERS is set)."""
+
+
+def _local_or_exit(settings: Settings) -> None:
+    if settings.kafka.external:
+        console.print(
+            f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}: using that cluster, "
+            "starting nothing."
+        )
+        sys.exit(0)
+
+
+@kafka.command("up")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for ready.")
+def kafka_up(timeout: float) -> None:
+    """Provision the broker jars (once) and start the broker, or reuse the running one."""
+    from auditstream.infra import kafka_local, topics
+
+    settings = _settings()
+    _local_or_exit(settings)
+    try:
+        with console.status("Fetching Kafka jars and starting the broker..."):
+            before = kafka_local.status(settings.kafka.local)
+            state = kafka_local.up(settings.kafka.local, timeout)
+            topics.ensure_topics(state.bootstrap, settings.topics)
+    except kafka_local.KafkaSetupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    verb = "reusing" if before.running else "started"
+    console.print(f"Kafka {verb} at [bold]{state.bootstrap}[/bold] (pid {state.pid})")
+
+
+@kafka.command("down")
+def kafka_down() -> None:
+    """Stop the local broker."""
+    from auditstream.infra import kafka_local
+
+    settings = _settings()
+    _local_or_exit(settings)
+    stopped = kafka_local.down(settings.kafka.local)
+    console.print("Kafka stopped" if stopped else "Kafka was not running")
+
+
+@kafka.command("status")
+def kafka_status() -> None:
+    """Is the local broker running and answering?"""
+    from auditstream.infra import kafka_local
+
+    settings = _settings()
+    _local_or_exit(settings)
+    s = kafka_local.status(settings.kafka.local)
+    console.print(f"{s.bootstrap}: {s.detail}" + (f", {s.topics} topics, pid {s.pid}" if s.running else ""))
+    sys.exit(0 if s.running else 1)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the stream worker (normalizer) in the foreground."""
+    from auditstream.infra import topics
+    from auditstream.stream_jobs import worker as stream_worker
+
+    settings = _settings()
+    topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
+    stream_worker.run(settings)
+
+
+@cli.command()
+def sink() -> None:
+    """Run the ClickHouse sink in the foreground (it owns the embedded store)."""
+    from auditstream.infra import topics
+    from auditstream.sinks import service
+    from auditstream.sinks.store import StoreUnavailable
+
+    settings = _settings()
+    topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
+    try:
+        service.run(settings)
+    except StoreUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("statement")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+def sql(statement: str, fmt: str) -> None:
+    """Run one read-only SQL statement against the event store.
+
+    Tables: audit_events. With the embedded store and a running sink, the sink answers.
+    """
+    from auditstream.cli.render import print_result
+    from auditstream.sinks.query import QueryError
+    from auditstream.sinks.store import StoreUnavailable
+
+    from auditstream.sinks import query
+
+    settings = _settings()
+    try:
+        result = query.run(settings.clickhouse, statement)
+    except (QueryError, StoreUnavailable) as exc:
+        err.print(f"[red]query failed:[/red] {exc}")
+        sys.exit(1)
+    print_result(console, result, fmt)
+
+
+@cli.group()
+def schema() -> None:
+    """The event JSON Schema published for producers in other languages."""
+
+
+@schema.command("export")
+@click.option("--check", is_flag=True, help="Fail if the committed file differs from the model.")
+def schema_export(check: bool) -> None:
+    from auditstream.schemas import jsonschema
+
+    if check:
+        if jsonschema.SCHEMA_FILE.read_text() != jsonschema.render():
+            err.print(f"{jsonschema.SCHEMA_FILE.name} is out of date: run `auditstream schema export`")
+            sys.exit(1)
+        console.print(f"{jsonschema.SCHEMA_FILE.name} matches the model")
+        return
+    console.print(f"wrote {jsonschema.write()}")
+
+
+@cli.command()
+@click.option("--events", default=3000, show_default=True, help="How many events to publish.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--keep-kafka", is_flag=True, help="Leave the local broker running afterwards.")
+def demo(events: int, seed: int, keep_kafka: bool) -> None:
+    """Start (or reuse) Kafka and the pipeline, publish sample events, show what landed."""
+    from auditstream.cli import demo as demo_mod
+
+    sys.exit(demo_mod.run(_settings(), console, events=events, seed=seed, keep_kafka=keep_kafka))
+
+
+def main() -> None:
+    cli(prog_name="auditstream")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Settings, built once from the environment (or arguments) and passed down.
+
+Every setting is a frozen dataclass; nothing deep inside the pipeline reads the
+environment. ``Settings.from_env()`` is the single place that does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names. Events are keyed ``tenant_id:actor_id`` on every event topic."""
+
+    raw: str = "audit.events.raw"
+    normalized: str = "audit.events"
+    dead_letter: str = "audit.events.dlq"
+    alerts: str = "security.alerts"
+    partitions: int = 6
+
+    def with_prefix(self, prefix: str) -> Topics:
+        """Same layout under a prefix: tests give every run its own topics."""
+        return replace(
+            self,
+            raw=prefix + self.raw,
+            normalized=prefix + self.normalized,
+            dead_letter=prefix + self.dead_letter,
+            alerts=prefix + self.alerts,
+        )
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """The single-node broker that ``auditstream kafka up`` runs from Maven Central jars."""
+
+    home: Path
+    port: int = 19092
+    controller_port: int = 19093
+    heap_mb: int = 512
+    kafka_version: str = "4.1.1"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    external: bool
+    """True when ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster: we then start nothing."""
+    local: LocalKafka
+
+
+@dataclass(frozen=True)
+class ClickHouseSettings:
+    dsn: str
+    database: str = "auditstream"
+    retention_days: int = 365
+    batch_max_rows: int = 20_000
+    batch_max_seconds: float = 1.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb://")
+
+    @property
+    def embedded_path(self) -> Path | None:
+        return Path(self.dsn.removeprefix("chdb://")) if self.embedded else None
+
+
+@dataclass(frozen=True)
+class NormalizerSettings:
+    max_event_bytes: int = 65_536
+    dedup_window_seconds: float = 600.0
+    dedup_max_ids: int = 200_000
+    batch_size: int = 500
+    batch_within_seconds: float = 0.05
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    kafka: KafkaSettings
+    clickhouse: ClickHouseSettings
+    topics: Topics = field(default_factory=Topics)
+    normalizer: NormalizerSettings = field(default_factory=NormalizerSettings)
+    app_id: str = "auditstream"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("AUDITSTREAM_HOME") or Path.cwd() / ".auditstream").resolve()
+        local = LocalKafka(
+            home=home / "kafka",
+            port=_int(env, "AUDITSTREAM_KAFKA_PORT", 19092, 1),
+            controller_port=_int(env, "AUDITSTREAM_KAFKA_CONTROLLER_PORT", 19093, 1),
+            heap_mb=_int(env, "AUDITSTREAM_KAFKA_HEAP_MB", 512, 128),
+        )
+        external = env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        kafka = KafkaSettings(
+            bootstrap_servers=external or local.bootstrap,
+            external=bool(external),
+            local=local,
+        )
+        dsn = env.get("AUDITSTREAM_CLICKHOUSE_DSN") or f"chdb://{home / 'clickhouse'}"
+        if not dsn.startswith(("chdb://", "http://", "https://")):
+            raise ConfigError(
+                f"AUDITSTREAM_CLICKHOUSE_DSN={dsn!r}: use chdb:///path/to/dir (embedded) "
+                "or http(s)://user:password@host:8123 (a ClickHouse server)"
+            )
+        clickhouse = ClickHouseSettings(
+            dsn=dsn,
+            database=env.get("AUDITSTREAM_CLICKHOUSE_DATABASE") or "auditstream",
+            retention_days=_int(env, "AUDITSTREAM_RETENTION_DAYS", 365, 1),
+            batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
+            batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
+        )
+        topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
+        topics = replace(topics, partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1))
+        return cls(
+            home=home,
+            kafka=kafka,
+            clickhouse=clickhouse,
+            topics=topics,
+            app_id=env.get("AUDITSTREAM_APP_ID") or "auditstream",
+        )

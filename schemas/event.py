@@ -1,0 +1,248 @@
+"""Audit event schema, version 1.
+
+One model serves both ends: the producer SDK validates with it before sending, and the
+normalizer validates (leniently: verb synonyms, any UTC offset, stray whitespace) with it
+after receiving. What it accepts is what lands in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+
+from auditstream.schemas.actions import Action, canonical_action
+from auditstream.schemas.ids import uuid7
+
+SCHEMA_VERSION = 1
+
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 512
+MAX_USER_AGENT_CHARS = 1024
+MAX_CHANGES = 500
+MAX_METADATA_KEYS = 100
+
+
+class ActorType(StrEnum):
+    MEMBER = "member"
+    SYSTEM = "system"
+    API = "api"
+    WORKFLOW = "workflow"
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    MOBILE = "mobile"
+    DESKTOP = "desktop"
+    API = "api"
+    CLI = "cli"
+    IMPORT = "import"
+    TIMER = "timer"
+    KIOSK = "kiosk"
+    INTEGRATION = "integration"
+    EMAIL = "email"
+    SYSTEM = "system"
+    OTHER = "other"
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _truncate(limit: int) -> Any:
+    def cut(value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if len(value) > limit:
+                return value[: limit - 1] + "…"
+        return value
+
+    return BeforeValidator(cut)
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _to_utc_ms(value: datetime) -> datetime:
+    """UTC, millisecond precision. A timestamp without an offset is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_ts(value: datetime) -> str:
+    """``2026-11-22T01:41:39.123Z``: the wire form of every timestamp."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+UtcMillis = Annotated[
+    datetime,
+    AfterValidator(_to_utc_ms),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
+]
+Identifier = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=MAX_ID_CHARS)]
+OptionalIdentifier = Annotated[
+    str | None, BeforeValidator(_strip), Field(default=None, max_length=MAX_ID_CHARS)
+]
+Name = Annotated[str | None, _truncate(MAX_NAME_CHARS), Field(default=None)]
+
+
+def _check_ip(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _known_zone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin')")
+    return value
+
+
+def _canonical_action(value: Any) -> Any:
+    if isinstance(value, Action) or not isinstance(value, str):
+        return value
+    action = canonical_action(value)
+    if action is None:
+        known = ", ".join(a.value for a in Action)
+        raise ValueError(f"unknown action {value!r}; use one of: {known}")
+    return action
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Actor(_Model):
+    """Who did it."""
+
+    id: Identifier
+    type: Annotated[ActorType, BeforeValidator(_lower)] = ActorType.MEMBER
+    display_name: Name = None
+    email: Annotated[str | None, _truncate(320)] = None
+    timezone: Annotated[str | None, AfterValidator(_check_zone)] = Field(
+        default=None, description="IANA time zone of the actor, when known"
+    )
+
+
+class Resource(_Model):
+    """What it was done to."""
+
+    type: Annotated[str, BeforeValidator(_lower), Field(min_length=1, max_length=128)]
+    id: Identifier
+    name: Name = None
+
+
+class FieldChange(_Model):
+    """One field's value before and after (any JSON value; None when absent)."""
+
+    field: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=256)]
+    old: Any = None
+    new: Any = None
+
+
+class Location(_Model):
+    """Where the actor was. Sent by the producer when it knows; wins over IP geolocation."""
+
+    country: Annotated[str | None, BeforeValidator(_strip)] = Field(
+        default=None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2"
+    )
+    region: Name = None
+    city: Name = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
+
+
+class AuditEvent(_Model):
+    """Who did what, to which resource, when, from where, with what outcome."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: uuid.UUID = Field(
+        default_factory=uuid7, description="Unique, time-ordered (UUIDv7) event id"
+    )
+    occurred_at: UtcMillis = Field(description="When it happened, stamped at the source (UTC)")
+    received_at: UtcMillis | None = Field(
+        default=None, description="When the pipeline received it (UTC); set by the normalizer"
+    )
+    tenant_id: Identifier
+    actor: Actor
+    action: Annotated[Action, BeforeValidator(_canonical_action)]
+    resource: Resource
+    outcome: Annotated[Outcome, BeforeValidator(_lower)] = Outcome.SUCCESS
+    ip: Annotated[str | None, AfterValidator(_check_ip)] = None
+    session_id: OptionalIdentifier = None
+    user_agent: Annotated[str | None, _truncate(MAX_USER_AGENT_CHARS)] = None
+    channel: Annotated[Channel, BeforeValidator(_lower)] = Channel.OTHER
+    location: Location | None = None
+    changes: list[FieldChange] = Field(default_factory=list, max_length=MAX_CHANGES)
+    correlation_id: OptionalIdentifier = Field(
+        default=None, description="Shared by every event of one cascade or request"
+    )
+    parent_event_id: uuid.UUID | None = Field(
+        default=None, description="The event that caused this one (cascade changes)"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: one actor's events share a partition, so they keep their order."""
+        return partition_key(self.tenant_id, self.actor.id)
+
+
+_KEY_ESCAPE = re.compile(r"[:\\]")
+
+
+def partition_key(tenant_id: str, actor_id: str) -> bytes:
+    """``tenant:actor`` with ``:`` and ``\\`` escaped, so distinct pairs never share a key."""
+
+    def esc(part: str) -> str:
+        return _KEY_ESCAPE.sub(lambda m: "\\" + m.group(0), part)
+
+    return f"{esc(tenant_id)}:{esc(actor_id)}".encode()

@@ -1,0 +1,70 @@
+"""A batch of rows bounded by size and age, and the offsets it covers."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    topic: str
+    partition: int
+    first: int
+    last: int
+
+
+@dataclass
+class Batch:
+    """Rows to write and the offsets they cover (dead-lettered messages count as covered)."""
+
+    max_rows: int
+    max_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    ranges: dict[tuple[str, int], OffsetRange] = field(default_factory=dict)
+    started: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def empty(self) -> bool:
+        return not self.ranges
+
+    def cover(self, topic: str, partition: int, offset: int) -> None:
+        if self.started is None:
+            self.started = self.clock()
+        key = (topic, partition)
+        current = self.ranges.get(key)
+        if current is None:
+            self.ranges[key] = OffsetRange(topic, partition, offset, offset)
+        else:
+            self.ranges[key] = OffsetRange(
+                topic, partition, min(current.first, offset), max(current.last, offset)
+            )
+
+    def add(self, row: tuple[Any, ...], topic: str, partition: int, offset: int) -> None:
+        self.cover(topic, partition, offset)
+        self.rows.append(row)
+
+    def ready(self) -> bool:
+        if self.empty:
+            return False
+        assert self.started is not None
+        return len(self.rows) >= self.max_rows or self.clock() - self.started >= self.max_seconds
+
+    def token(self) -> str:
+        """Same offsets, same token: ClickHouse then ignores a retried insert of this batch."""
+        spans = ",".join(
+            f"{r.topic}/{r.partition}/{r.first}-{r.last}"
+            for r in sorted(self.ranges.values(), key=lambda r: (r.topic, r.partition))
+        )
+        return "auditstream:" + hashlib.sha256(spans.encode()).hexdigest()[:32]
+
+    def commit_offsets(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, next offset to read) for every partition the batch covers."""
+        return [(r.topic, r.partition, r.last + 1) for r in self.ranges.values()]

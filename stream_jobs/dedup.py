@@ -1,0 +1,51 @@
+"""A bounded memory of recently seen event ids."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+
+
+class RecentIds:
+    """Remembers ids for ``window_seconds``, at most ``max_ids`` of them (oldest forgotten first).
+
+    Kafka keys events by tenant and actor, so a redelivered event reaches the worker that saw
+    it first; this catches producer retries and replays within the window. Storage dedups
+    again by event id, so forgetting early costs a little work, never a duplicate row.
+    """
+
+    def __init__(
+        self,
+        window_seconds: float,
+        max_ids: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window = window_seconds
+        self._max = max_ids
+        self._clock = clock
+        self._seen: OrderedDict[uuid.UUID, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def seen_before(self, event_id: uuid.UUID) -> bool:
+        """True if ``event_id`` was seen within the window; remembers it either way."""
+        now = self._clock()
+        self._expire(now)
+        if event_id in self._seen:
+            return True
+        self._seen[event_id] = now
+        if len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+        return False
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self._window
+        seen = self._seen
+        while seen:
+            oldest = next(iter(seen.values()))
+            if oldest >= horizon:
+                break
+            seen.popitem(last=False)
