@@ -6,6 +6,7 @@ environment. ``Settings.from_env()`` is the single place that does.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,8 +38,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={value} must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={value} must be positive and finite")
     return value
 
 

@@ -66,7 +66,9 @@ class Pipeline:
             if owner is None or owner.exists():
                 return
             time.sleep(0.1)
-        raise PipelineError(f"the sink did not start within {timeout:.0f}s; see {self.log_path('sink')}")
+        raise PipelineError(
+            f"the sink did not start within {timeout:.0f}s; see {self.log_path('sink')}"
+        )
 
     def _check_alive(self, role: str) -> None:
         proc = self.procs.get(role)

@@ -49,7 +49,11 @@ def dead_letters_since(
     if total == 0:
         return []
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"demo-{uuid.uuid4()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"demo-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
     )
     consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in wanted.items()])
     out: list[dict[str, str]] = []
@@ -59,7 +63,8 @@ def dead_letters_since(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            if msg.offset() < wanted[msg.partition()][1]:
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None and offset < wanted[partition][1]:
                 out.append(dead_letter.read(msg.headers()))
     finally:
         consumer.close()
@@ -70,14 +75,17 @@ def run(settings: Settings, console: Console, events: int, seed: int, keep_kafka
     started_kafka = False
     if not settings.kafka.external:
         try:
-            with console.status("Starting Kafka (first run fetches its jars from Maven Central)..."):
+            with console.status(
+                "Starting Kafka (first run fetches its jars from Maven Central)..."
+            ):
                 before = kafka_local.status(settings.kafka.local)
                 kafka_local.up(settings.kafka.local)
         except kafka_local.KafkaSetupError as exc:
             console.print(f"[red]error:[/red] {exc}")
             return 1
         started_kafka = not before.running
-        console.print(f"Kafka {'started' if started_kafka else 'reused'} at {settings.kafka.bootstrap_servers}")
+        verb = "started" if started_kafka else "reused"
+        console.print(f"Kafka {verb} at {settings.kafka.bootstrap_servers}")
     topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
     pipeline = Pipeline.from_env()
     try:
@@ -145,8 +153,8 @@ def _publish_and_report(
     )
     console.print(f"Landed {landed} of {count} events (run {run_id}).")
     console.print(
-        '\nQuery it yourself (the sink answers while it runs; else the store opens directly): [bold]auditstream sql "SELECT action, '
-        'count() FROM audit_events GROUP BY action"[/bold]'
+        "\nQuery it yourself (the sink answers while it runs; else the store opens directly):\n"
+        '[bold]auditstream sql "SELECT action, count() FROM audit_events GROUP BY action"[/bold]'
     )
     return 0 if landed == count and len(dead) == len(INVALID) else 1
 

@@ -85,7 +85,9 @@ def kafka_status() -> None:
     settings = _settings()
     _local_or_exit(settings)
     s = kafka_local.status(settings.kafka.local)
-    console.print(f"{s.bootstrap}: {s.detail}" + (f", {s.topics} topics, pid {s.pid}" if s.running else ""))
+    console.print(
+        f"{s.bootstrap}: {s.detail}" + (f", {s.topics} topics, pid {s.pid}" if s.running else "")
+    )
     sys.exit(0 if s.running else 1)
 
 
@@ -125,10 +127,9 @@ def sql(statement: str, fmt: str) -> None:
     Tables: audit_events. With the embedded store and a running sink, the sink answers.
     """
     from auditstream.cli.render import print_result
+    from auditstream.sinks import query
     from auditstream.sinks.query import QueryError
     from auditstream.sinks.store import StoreUnavailable
-
-    from auditstream.sinks import query
 
     settings = _settings()
     try:
@@ -151,7 +152,9 @@ def schema_export(check: bool) -> None:
 
     if check:
         if jsonschema.SCHEMA_FILE.read_text() != jsonschema.render():
-            err.print(f"{jsonschema.SCHEMA_FILE.name} is out of date: run `auditstream schema export`")
+            err.print(
+                f"{jsonschema.SCHEMA_FILE.name} is out of date: run `auditstream schema export`"
+            )
             sys.exit(1)
         console.print(f"{jsonschema.SCHEMA_FILE.name} matches the model")
         return

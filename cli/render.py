@@ -31,7 +31,10 @@ def to_csv(result: QueryResult) -> str:
 
 
 def table(
-    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[bool] = ()
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    numeric: Sequence[bool] = (),
 ) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     for i, name in enumerate(columns):

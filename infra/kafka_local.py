@@ -37,6 +37,9 @@ class BrokerStatus:
     detail: str
 
 
+JAVA_HINT = "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
+
+
 def cache_dir(version: str) -> Path:
     override = os.environ.get("AUDITSTREAM_KAFKA_JARS")
     if override:
@@ -57,7 +60,7 @@ def provision(local: LocalKafka) -> Path:
     target = cache_dir(local.kafka_version)
     if (target / ".complete").exists():
         return target
-    _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+    _require("java", JAVA_HINT)
     mvn = _require("mvn", "install Apache Maven (e.g. `apt-get install maven`)")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".kafka-", dir=target.parent))
@@ -136,7 +139,9 @@ def _port_open(port: int) -> bool:
 
 
 def _topic_count(bootstrap: str, timeout: float = 3.0) -> int | None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000}
+    )
     try:
         return len(admin.list_topics(timeout=timeout).topics)
     except Exception:
@@ -171,7 +176,9 @@ def up(local: LocalKafka, timeout: float = 90.0) -> BrokerStatus:
 
 
 def _start(local: LocalKafka, jars: Path) -> None:
-    java = _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+    java = _require(
+        "java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
+    )
     local.home.mkdir(parents=True, exist_ok=True)
     props = local.home / "server.properties"
     props.write_text(_properties(local))
@@ -221,7 +228,9 @@ def _wait_ready(local: LocalKafka, timeout: float) -> BrokerStatus:
 
 def _log_tail(local: LocalKafka, lines: int = 20) -> str:
     try:
-        return "\n".join((local.home / "broker.log").read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(
+            (local.home / "broker.log").read_text(errors="replace").splitlines()[-lines:]
+        )
     except FileNotFoundError:
         return "(no log)"
 

@@ -160,4 +160,3 @@ class AuditProducer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-

@@ -85,7 +85,7 @@ def events(count: int, seed: int = 7, run_id: str = "") -> Iterator[dict[str, An
     for n in range(count):
         person = rng.choice(staff)
         action = rng.choices(verbs, weights)[0]
-        tz, country, city, lat, lon = TENANTS[person.tenant]
+        _, country, city, lat, lon = TENANTS[person.tenant]
         fields: dict[str, Any] = {
             "occurred_at": start + step * n,
             "tenant_id": person.tenant,

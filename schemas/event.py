@@ -29,7 +29,7 @@ from pydantic import (
 from auditstream.schemas.actions import Action, canonical_action
 from auditstream.schemas.ids import uuid7
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 MAX_ID_CHARS = 256
 MAX_NAME_CHARS = 512
@@ -87,17 +87,27 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _to_utc_ms(value: datetime) -> datetime:
     """UTC, millisecond precision. A timestamp without an offset is taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def format_ts(value: datetime) -> str:
     """``2026-11-22T01:41:39.123Z``: the wire form of every timestamp."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        f"{value.year:04d}-"
+        + value.strftime("%m-%dT%H:%M:%S.")
+        + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 UtcMillis = Annotated[
@@ -134,7 +144,8 @@ def _known_zone(name: str) -> bool:
 
 
 def _check_zone(value: str | None) -> str | None:
-    if value is None or value == "":
+    value = value.strip() if value else None
+    if not value:
         return None
     if not _known_zone(value):
         raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin')")
@@ -186,7 +197,7 @@ class FieldChange(_Model):
 class Location(_Model):
     """Where the actor was. Sent by the producer when it knows; wins over IP geolocation."""
 
-    country: Annotated[str | None, BeforeValidator(_strip)] = Field(
+    country: Annotated[str | None, BeforeValidator(lambda v: _strip(v) or None)] = Field(
         default=None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2"
     )
     region: Name = None

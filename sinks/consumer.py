@@ -33,7 +33,8 @@ class RetryPolicy:
     multiplier: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_seconds, self.initial_seconds * self.multiplier ** max(0, attempt - 1))
+        exponent = min(max(0, attempt - 1), 64)  # a long outage must not overflow the float
+        return min(self.max_seconds, self.initial_seconds * self.multiplier**exponent)
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ class SinkLoop:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", error)
             return
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        topic, partition, offset = _coordinates(message)
         self.stats.consumed += 1
         try:
-            row = to_row(message.value(), partition, offset)
+            row = to_row(message.value() or b"", partition, offset)
         except UnstorableEvent as exc:
             self._dead_letter(message, str(exc))
             self._batch.cover(topic, partition, offset)
@@ -139,14 +140,12 @@ class SinkLoop:
         self._batch.add(row, topic, partition, offset)
 
     def _dead_letter(self, message: Message, detail: str) -> None:
-        source = dead_letter.Source(message.topic(), message.partition(), message.offset())
+        source = dead_letter.Source(*_coordinates(message))
         self._dlq.produce(
             self._config.dead_letter_topic,
             key=message.key(),
             value=message.value(),
-            headers=dead_letter.headers(
-                "unstorable", detail, source, list(message.headers() or [])
-            ),
+            headers=dead_letter.headers("unstorable", detail, source, _header_list(message)),
         )
         self._dlq.poll(0)
         self.stats.dead_lettered += 1
@@ -198,6 +197,18 @@ class SinkLoop:
         self._retry_attempt = 0
 
 
+def _coordinates(message: Message) -> tuple[str, int, int]:
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("not a data message")
+    return topic, partition, offset
+
+
+def _header_list(message: Message) -> dead_letter.Headers:
+    headers = message.headers() or []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
 def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap_servers,
@@ -206,7 +217,8 @@ def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         "max.poll.interval.ms": 300_000,
-        "session.timeout.ms": 30_000,
+        "session.timeout.ms": 10_000,  # a crashed sink's partitions move on quickly
+        "heartbeat.interval.ms": 2_000,
         "fetch.min.bytes": 1,
         "fetch.wait.max.ms": 50,
     }

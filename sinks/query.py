@@ -9,6 +9,7 @@ opened directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -113,7 +114,7 @@ def run(settings: ClickHouseSettings, sql: str, timeout: float = 90.0) -> QueryR
     check_read_only(sql)
     owner = _live_owner(settings)
     if owner is None:
-        client = store.connect(settings)
+        client = store.connect(settings, create=settings.embedded)
         try:
             return execute(client, sql, settings.database)
         finally:
@@ -129,10 +130,8 @@ def run(settings: ClickHouseSettings, sql: str, timeout: float = 90.0) -> QueryR
             return QueryResult.from_json(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
-        try:
+        with contextlib.suppress(ValueError, KeyError):
             detail = json.loads(detail)["error"]
-        except (ValueError, KeyError):
-            pass
         raise QueryError(detail) from None
     except urllib.error.URLError as exc:
         raise QueryError(

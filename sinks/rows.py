@@ -10,14 +10,18 @@ import orjson
 
 from auditstream.sinks.tables import EVENT_COLUMN_NAMES
 
+
 class UnstorableEvent(ValueError):
     """A message on the normalized topic that is not a normalized event."""
+
 
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
+
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
 
 def to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:
     """Column values in ``EVENT_COLUMN_NAMES`` order."""
@@ -64,5 +68,6 @@ def to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UnstorableEvent(f"{type(exc).__name__}: {exc}") from exc
+
 
 assert len(EVENT_COLUMN_NAMES) == 32  # keep to_row and the table in step

@@ -32,7 +32,7 @@ def connect(settings: ClickHouseSettings, create: bool = True) -> Any:
         raise StoreUnavailable(f"cannot open ClickHouse at {_redact(settings.dsn)}: {exc}") from exc
     if create:
         tables.ensure(client, settings.database, settings.retention_days)
-        client.database = settings.database
+    client.database = settings.database
     return client
 
 

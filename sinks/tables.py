@@ -8,6 +8,7 @@ past the sink's own checks; ``insert_deduplication_token`` makes a retried batch
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -88,5 +89,8 @@ def ensure(client: Any, database: str, retention_days: int) -> None:
         "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(t)s",
         parameters={"db": database, "t": EVENTS_TABLE},
     )
-    if f"INTERVAL {retention_days} DAY" not in str(current):
+    # ClickHouse reports the TTL as ``toIntervalDay(N)``; only ALTER when N differs.
+    if not re.search(
+        rf"toIntervalDay\({retention_days}\)|INTERVAL {retention_days} DAY\b", str(current)
+    ):
         client.command(retention_ddl(database, retention_days))

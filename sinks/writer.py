@@ -61,11 +61,12 @@ class EventWriter:
             return set()
         times: list[datetime] = [r[_OCCURRED] for r in rows]
         result = self._client.query(
+            # Server-side parameters: a batch's ids would overflow max_query_size as SQL text.
             f"SELECT event_id FROM {self._table} "
-            "WHERE tenant_id IN %(tenants)s "
-            "AND occurred_at BETWEEN fromUnixTimestamp64Milli(%(lo)s, 'UTC') "
-            "AND fromUnixTimestamp64Milli(%(hi)s, 'UTC') "
-            "AND event_id IN %(ids)s",
+            "WHERE tenant_id IN {tenants:Array(String)} "
+            "AND occurred_at BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
+            "AND event_id IN {ids:Array(UUID)}",
             parameters={
                 "tenants": sorted({r[_TENANT] for r in rows}),
                 "lo": _millis(min(times)),

@@ -25,6 +25,9 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "producer_linger_ms": 5,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_interval": 1.0,
+        # A crashed worker's partitions move on after 10 s, not Faust's default 60 s.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 2.0,
         "web_enabled": False,
         "autodiscover": False,
     }

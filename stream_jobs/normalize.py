@@ -85,4 +85,5 @@ class Normalizer:
 
 
 def _ms(value: datetime) -> datetime:
+    value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
@@ -37,24 +38,29 @@ def register(app: faust.App, settings: Settings) -> NormalizerStats:
     out = app.topic(topics.normalized, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
     conf = settings.normalizer
-    step = Normalizer(conf.max_event_bytes, RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids))
+    step = Normalizer(
+        conf.max_event_bytes, RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids)
+    )
     stats = NormalizerStats()
 
-    async def send_dead_letter(event: EventT, reason: str, detail: str) -> None:
+    async def send_dead_letter(event: EventT[bytes], reason: str, detail: str) -> None:
         msg = event.message
         source = dead_letter.Source(msg.topic, msg.partition, msg.offset)
-        original = [(k, v) for k, v in (msg.headers or [])] if msg.headers else []
+        raw_headers: Any = msg.headers or []
+        original = list(raw_headers.items()) if isinstance(raw_headers, dict) else raw_headers
         await dlq.send(
             key=msg.key,
             value=msg.value,
-            headers=dead_letter.headers(reason, detail, source, original),
+            headers=cast(Any, dead_letter.headers(reason, detail, source, original)),
         )
         stats.dead_lettered += 1
         stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
 
     @app.agent(raw, name="normalize")
     async def normalize(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(conf.batch_size, within=conf.batch_within_seconds):
+        # take_events acks a batch's events only after this loop body has handled them.
+        batches = cast(faust.Stream[bytes], stream).take_events
+        async for batch in batches(conf.batch_size, within=conf.batch_within_seconds):
             for event in batch:
                 try:
                     outcome = step(event.message.value)
