@@ -7,6 +7,7 @@ exercise the same processes a deployment runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -58,13 +59,19 @@ class Pipeline:
         )
 
     def wait_sink_ready(self, timeout: float = 60.0) -> None:
-        """The sink is ready when it serves SQL (embedded) or has been up for a moment."""
+        """Embedded store: ready once this sink serves SQL (its pid in ``sink.json``)."""
         deadline = time.monotonic() + timeout
         owner = query.owner_file(self.settings.clickhouse)
+        proc = self.procs["sink"]
         while time.monotonic() < deadline:
             self._check_alive("sink")
-            if owner is None or owner.exists():
+            if owner is None:
                 return
+            try:
+                if json.loads(owner.read_text())["pid"] == proc.pid:
+                    return
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
             time.sleep(0.1)
         raise PipelineError(
             f"the sink did not start within {timeout:.0f}s; see {self.log_path('sink')}"

@@ -66,6 +66,21 @@ def kafka_up(timeout: float) -> None:
     console.print(f"Kafka {verb} at [bold]{state.bootstrap}[/bold] (pid {state.pid})")
 
 
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Only resolve the broker jars from Maven Central into the cache (set-up step)."""
+    from auditstream.infra import kafka_local
+
+    settings = _settings()
+    try:
+        with console.status("Fetching the Kafka broker jars from Maven Central..."):
+            path = kafka_local.provision(settings.kafka.local)
+    except kafka_local.KafkaSetupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    console.print(f"Kafka {settings.kafka.local.kafka_version} jars in {path}")
+
+
 @kafka.command("down")
 def kafka_down() -> None:
     """Stop the local broker."""

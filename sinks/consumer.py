@@ -82,10 +82,14 @@ class SinkLoop:
         return Batch(self._config.max_rows, self._config.max_seconds, self._clock)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def run(self) -> None:
+    def subscribe(self) -> None:
         self._consumer.subscribe(
             [self._config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+
+    def run(self) -> None:
+        """Subscribe, step until ``stopping`` is set, write what is buffered, close."""
+        self.subscribe()
         try:
             while not self.stopping.is_set():
                 self.step()

@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+# Needs: Python 3.11, a Java 17+ runtime and Maven (for the local Kafka broker's jars).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test unit integration lint typecheck bench clean
+
+setup: $(VENV)/.installed
+	$(BIN)/auditstream kafka fetch
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/auditstream demo
+
+test: setup
+	$(BIN)/pytest
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest -m integration
+
+lint: $(VENV)/.installed typecheck
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The repo root is the `auditstream` package: type-check it through a link named after it.
+typecheck: $(VENV)/.installed
+	@tmp=$$(mktemp -d) && ln -s "$(CURDIR)" "$$tmp/auditstream" && \
+	  MYPYPATH="$$tmp" $(BIN)/mypy -p auditstream; status=$$?; rm -rf "$$tmp"; exit $$status
+
+clean:
+	rm -rf $(VENV) .auditstream .mypy_cache .ruff_cache .pytest_cache *.egg-info
