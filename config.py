@@ -121,6 +121,8 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     normalizer: NormalizerSettings = field(default_factory=NormalizerSettings)
     app_id: str = "auditstream"
+    detectors_config: Path | None = None
+    """TOML file with per-tenant detector settings (None: built-in defaults)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -159,4 +161,7 @@ class Settings:
             clickhouse=clickhouse,
             topics=topics,
             app_id=env.get("AUDITSTREAM_APP_ID") or "auditstream",
+            detectors_config=Path(env["AUDITSTREAM_DETECTORS_CONFIG"])
+            if env.get("AUDITSTREAM_DETECTORS_CONFIG")
+            else None,
         )

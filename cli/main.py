@@ -109,10 +109,16 @@ def kafka_status() -> None:
 @cli.command()
 def worker() -> None:
     """Run the stream worker (normalizer) in the foreground."""
+    from auditstream.detectors.config import DetectorConfigError
     from auditstream.infra import topics
     from auditstream.stream_jobs import worker as stream_worker
 
     settings = _settings()
+    try:
+        stream_worker.build_engine(settings)
+    except DetectorConfigError as exc:
+        err.print(f"[red]detector configuration error:[/red] {exc}")
+        sys.exit(2)
     topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
     stream_worker.run(settings)
 

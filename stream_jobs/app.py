@@ -32,4 +32,4 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "autodiscover": False,
     }
     conf.update(overrides)
-    return faust.App(f"{settings.app_id}-normalizer", **conf)
+    return faust.App(f"{settings.app_id}-worker", **conf)
