@@ -92,6 +92,7 @@ class ClickHouseSettings:
     dsn: str
     database: str = "auditstream"
     retention_days: int = 365
+    alert_retention_days: int = 730
     batch_max_rows: int = 20_000
     batch_max_seconds: float = 1.0
 
@@ -150,6 +151,7 @@ class Settings:
             dsn=dsn,
             database=env.get("AUDITSTREAM_CLICKHOUSE_DATABASE") or "auditstream",
             retention_days=_int(env, "AUDITSTREAM_RETENTION_DAYS", 365, 1),
+            alert_retention_days=_int(env, "AUDITSTREAM_ALERT_RETENTION_DAYS", 730, 1),
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
         )

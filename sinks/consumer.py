@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from auditstream.sinks.batch import Batch
 from auditstream.sinks.rows import UnstorableEvent, to_row
-from auditstream.sinks.writer import EventWriter, WriteFailed, WriteResult
+from auditstream.sinks.writer import BatchWriter, WriteFailed, WriteResult
 from auditstream.stream_jobs import dead_letter
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,13 @@ class SinkLoop:
     def __init__(
         self,
         consumer: Consumer,
-        writer: EventWriter,
+        writer: BatchWriter,
         dead_letters: Producer,
         config: SinkConfig,
         clock: Callable[[], float] = time.monotonic,
+        row: Callable[[bytes, int, int], tuple[Any, ...]] = to_row,
     ) -> None:
+        self._row = row
         self._consumer = consumer
         self._writer = writer
         self._dlq = dead_letters
@@ -136,7 +138,7 @@ class SinkLoop:
         topic, partition, offset = _coordinates(message)
         self.stats.consumed += 1
         try:
-            row = to_row(message.value() or b"", partition, offset)
+            row = self._row(message.value() or b"", partition, offset)
         except UnstorableEvent as exc:
             self._dead_letter(message, str(exc))
             self._batch.cover(topic, partition, offset)

@@ -71,3 +71,37 @@ def to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:
 
 
 assert len(EVENT_COLUMN_NAMES) == 32  # keep to_row and the table in step
+
+
+def alert_to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:
+    """An alert (JSON bytes) in ``ALERT_COLUMN_NAMES`` order."""
+    try:
+        a = orjson.loads(value)
+        obs = a.get("observations") or []
+        return (
+            uuid.UUID(a["alert_id"]),
+            a.get("schema_version", 1),
+            a["rule"],
+            a["severity"],
+            a["tenant_id"],
+            a.get("actor_id") or "",
+            a["subject"],
+            a["title"],
+            a["explanation"],
+            [o["metric"] for o in obs],
+            [float(o["observed"]) for o in obs],
+            [None if o.get("baseline") is None else float(o["baseline"]) for o in obs],
+            [o.get("unit") or "" for o in obs],
+            _ts(a["window_start"]),
+            _ts(a["window_end"]),
+            _ts(a["first_seen"]),
+            _ts(a["last_seen"]),
+            _ts(a["detected_at"]),
+            [uuid.UUID(e) for e in a.get("evidence_event_ids") or []],
+            a["mitre_technique"],
+            a.get("mitre_name") or "",
+            partition,
+            offset,
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UnstorableEvent(f"{type(exc).__name__}: {exc}") from exc

@@ -32,6 +32,7 @@ def connect(settings: ClickHouseSettings, create: bool = True) -> Any:
         raise StoreUnavailable(f"cannot open ClickHouse at {_redact(settings.dsn)}: {exc}") from exc
     if create:
         tables.ensure(client, settings.database, settings.retention_days)
+        tables.ensure_alerts(client, settings.database, settings.alert_retention_days)
     client.database = settings.database
     return client
 

@@ -4,11 +4,13 @@
 partitioned by month; TTL drops whole parts once every row in them is past retention.
 ReplacingMergeTree on (tenant_id, occurred_at, event_id) folds any duplicate that slipped
 past the sink's own checks; ``insert_deduplication_token`` makes a retried batch a no-op.
+``security_alerts`` follows the same pattern, keyed by the alert's stable id.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -49,48 +51,150 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 EVENTS_TABLE = "audit_events"
 
+ALERT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("alert_id", "UUID"),
+    ("schema_version", "UInt8"),
+    ("rule", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("tenant_id", "LowCardinality(String)"),
+    ("actor_id", "String"),
+    ("subject", "String"),
+    ("title", "String"),
+    ("explanation", "String"),
+    ("observations.metric", "Array(String)"),
+    ("observations.observed", "Array(Float64)"),
+    ("observations.baseline", "Array(Nullable(Float64))"),
+    ("observations.unit", "Array(String)"),
+    ("window_start", "DateTime64(3, 'UTC')"),
+    ("window_end", "DateTime64(3, 'UTC')"),
+    ("first_seen", "DateTime64(3, 'UTC')"),
+    ("last_seen", "DateTime64(3, 'UTC')"),
+    ("detected_at", "DateTime64(3, 'UTC')"),
+    ("evidence_event_ids", "Array(UUID)"),
+    ("mitre_technique", "LowCardinality(String)"),
+    ("mitre_name", "String"),
+    ("kafka_partition", "UInt32"),
+    ("kafka_offset", "UInt64"),
+)
+ALERT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in ALERT_COLUMNS)
+ALERTS_TABLE = "security_alerts"
 
-def events_ddl(database: str, retention_days: int) -> str:
-    nested = [name.split(".", 1)[1] for name, _ in EVENT_COLUMNS if name.startswith("changes.")]
-    columns = []
-    for name, ch_type in EVENT_COLUMNS:
-        if name == "changes.field":
-            fields = ", ".join(f"{part} String" for part in nested)
-            columns.append(f"    `changes` Nested({fields})")
-        elif not name.startswith("changes."):
-            columns.append(f"    `{name}` {ch_type}")
-    columns.append("    `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)")
-    columns.append("    INDEX idx_actor actor_id TYPE bloom_filter GRANULARITY 4")
-    columns.append("    INDEX idx_resource resource_id TYPE bloom_filter GRANULARITY 4")
-    columns.append("    INDEX idx_event event_id TYPE bloom_filter GRANULARITY 4")
-    body = ",\n".join(columns)
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One sink table: its columns and the keys the writer and the DDL need."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    id_column: str
+    tenant_column: str
+    time_column: str
+    indexes: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def index_of(self, column: str) -> int:
+        return self.column_names.index(column)
+
+
+EVENTS = TableSpec(
+    name=EVENTS_TABLE,
+    columns=EVENT_COLUMNS,
+    id_column="event_id",
+    tenant_column="tenant_id",
+    time_column="occurred_at",
+    indexes=(
+        "INDEX idx_actor actor_id TYPE bloom_filter GRANULARITY 4",
+        "INDEX idx_resource resource_id TYPE bloom_filter GRANULARITY 4",
+        "INDEX idx_event event_id TYPE bloom_filter GRANULARITY 4",
+    ),
+)
+ALERTS = TableSpec(
+    name=ALERTS_TABLE,
+    columns=ALERT_COLUMNS,
+    id_column="alert_id",
+    tenant_column="tenant_id",
+    time_column="window_start",
+    indexes=("INDEX idx_subject subject TYPE bloom_filter GRANULARITY 4",),
+)
+
+
+def _column_lines(spec: TableSpec) -> list[str]:
+    """Plain columns, with ``a.b`` columns grouped into one ``Nested`` at the first's place."""
+    lines: list[str] = []
+    nested_done: set[str] = set()
+    for name, ch_type in spec.columns:
+        if "." not in name:
+            lines.append(f"    `{name}` {ch_type}")
+            continue
+        group = name.split(".", 1)[0]
+        if group in nested_done:
+            continue
+        nested_done.add(group)
+        parts = [
+            f"{n.split('.', 1)[1]} {t.removeprefix('Array(')[:-1]}"
+            for n, t in spec.columns
+            if n.startswith(group + ".")
+        ]
+        lines.append(f"    `{group}` Nested({', '.join(parts)})")
+    return lines
+
+
+def _ddl(spec: TableSpec, database: str, retention_days: int) -> str:
+    lines = _column_lines(spec)
+    lines.append("    `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)")
+    lines.extend(f"    {index}" for index in spec.indexes)
+    body = ",\n".join(lines)
     return (
-        f"CREATE TABLE IF NOT EXISTS `{database}`.`{EVENTS_TABLE}` (\n{body}\n)\n"
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`{spec.name}` (\n{body}\n)\n"
         "ENGINE = ReplacingMergeTree\n"
-        "PARTITION BY toYYYYMM(occurred_at)\n"
-        "ORDER BY (tenant_id, occurred_at, event_id)\n"
-        f"TTL toDateTime(occurred_at) + INTERVAL {retention_days} DAY DELETE\n"
+        f"PARTITION BY toYYYYMM({spec.time_column})\n"
+        f"ORDER BY ({spec.tenant_column}, {spec.time_column}, {spec.id_column})\n"
+        f"TTL toDateTime({spec.time_column}) + INTERVAL {retention_days} DAY DELETE\n"
         "SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1"
     )
 
 
-def retention_ddl(database: str, retention_days: int) -> str:
-    """Applied on every start, so changing the retention setting takes effect."""
+def events_ddl(database: str, retention_days: int) -> str:
+    return _ddl(EVENTS, database, retention_days)
+
+
+def alerts_ddl(database: str, retention_days: int) -> str:
+    return _ddl(ALERTS, database, retention_days)
+
+
+def _retention_ddl(spec: TableSpec, database: str, retention_days: int) -> str:
     return (
-        f"ALTER TABLE `{database}`.`{EVENTS_TABLE}` MODIFY TTL "
-        f"toDateTime(occurred_at) + INTERVAL {retention_days} DAY DELETE"
+        f"ALTER TABLE `{database}`.`{spec.name}` MODIFY TTL "
+        f"toDateTime({spec.time_column}) + INTERVAL {retention_days} DAY DELETE"
     )
+
+
+def retention_ddl(database: str, retention_days: int) -> str:
+    """Applied on start when the setting changed, so a new retention takes effect."""
+    return _retention_ddl(EVENTS, database, retention_days)
+
+
+def _ensure(client: Any, spec: TableSpec, database: str, retention_days: int) -> None:
+    client.command(_ddl(spec, database, retention_days))
+    current = client.command(
+        "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+        parameters={"db": database, "t": spec.name},
+    )
+    # ClickHouse reports the TTL as ``toIntervalDay(N)``; only ALTER when N differs.
+    days = retention_days
+    if not re.search(rf"toIntervalDay\({days}\)|INTERVAL {days} DAY\b", str(current)):
+        client.command(_retention_ddl(spec, database, retention_days))
 
 
 def ensure(client: Any, database: str, retention_days: int) -> None:
+    """The database and ``audit_events``."""
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    client.command(events_ddl(database, retention_days))
-    current = client.command(
-        "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(t)s",
-        parameters={"db": database, "t": EVENTS_TABLE},
-    )
-    # ClickHouse reports the TTL as ``toIntervalDay(N)``; only ALTER when N differs.
-    if not re.search(
-        rf"toIntervalDay\({retention_days}\)|INTERVAL {retention_days} DAY\b", str(current)
-    ):
-        client.command(retention_ddl(database, retention_days))
+    _ensure(client, EVENTS, database, retention_days)
+
+
+def ensure_alerts(client: Any, database: str, retention_days: int) -> None:
+    """``security_alerts`` (after ``ensure``)."""
+    _ensure(client, ALERTS, database, retention_days)

@@ -1,7 +1,7 @@
-"""Writes batches of event rows to ClickHouse, idempotently.
+"""Writes batches of rows (events or alerts) to ClickHouse, idempotently.
 
 A write either lands every row of the batch once or raises ``WriteFailed``; retrying the
-same batch is always safe: rows whose event id is already stored are skipped, and the
+same batch is always safe: rows whose id is already stored are skipped, and the
 insert carries a deduplication token derived from the batch's offsets.
 """
 
@@ -14,11 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from auditstream.sinks.batch import Batch
-from auditstream.sinks.tables import EVENT_COLUMN_NAMES, EVENTS_TABLE
-
-_ID = EVENT_COLUMN_NAMES.index("event_id")
-_TENANT = EVENT_COLUMN_NAMES.index("tenant_id")
-_OCCURRED = EVENT_COLUMN_NAMES.index("occurred_at")
+from auditstream.sinks.tables import EVENTS, TableSpec
 
 
 class WriteFailed(RuntimeError):
@@ -32,22 +28,26 @@ class WriteResult:
     seconds: float
 
 
-class EventWriter:
-    def __init__(self, client: Any, database: str) -> None:
+class BatchWriter:
+    def __init__(self, client: Any, database: str, spec: TableSpec) -> None:
         self._client = client
-        self._table = f"`{database}`.`{EVENTS_TABLE}`"
+        self._spec = spec
+        self._table = f"`{database}`.`{spec.name}`"
+        self._id = spec.index_of(spec.id_column)
+        self._tenant = spec.index_of(spec.tenant_column)
+        self._time = spec.index_of(spec.time_column)
 
     def write(self, batch: Batch) -> WriteResult:
         started = time.perf_counter()
         rows = batch.rows
         try:
             stored = self._already_stored(rows)
-            fresh = _unique(r for r in rows if r[_ID] not in stored)
+            fresh = _unique((r for r in rows if r[self._id] not in stored), self._id)
             if fresh:
                 self._client.insert(
                     self._table,
                     list(zip(*fresh, strict=True)),
-                    column_names=list(EVENT_COLUMN_NAMES),
+                    column_names=list(self._spec.column_names),
                     column_oriented=True,
                     settings={"insert_deduplication_token": batch.token()},
                 )
@@ -59,31 +59,39 @@ class EventWriter:
         """Ids of these rows that a previous run stored (a replay after a crash)."""
         if not rows:
             return set()
-        times: list[datetime] = [r[_OCCURRED] for r in rows]
+        spec = self._spec
+        times: list[datetime] = [r[self._time] for r in rows]
         result = self._client.query(
             # Server-side parameters: a batch's ids would overflow max_query_size as SQL text.
-            f"SELECT event_id FROM {self._table} "
-            "WHERE tenant_id IN {tenants:Array(String)} "
-            "AND occurred_at BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            f"SELECT {spec.id_column} FROM {self._table} "
+            f"WHERE {spec.tenant_column} IN {{tenants:Array(String)}} "
+            f"AND {spec.time_column} BETWEEN fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
             "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
-            "AND event_id IN {ids:Array(UUID)}",
+            f"AND {spec.id_column} IN {{ids:Array(UUID)}}",
             parameters={
-                "tenants": sorted({r[_TENANT] for r in rows}),
+                "tenants": sorted({r[self._tenant] for r in rows}),
                 "lo": _millis(min(times)),
                 "hi": _millis(max(times)),
-                "ids": [r[_ID] for r in rows],
+                "ids": [r[self._id] for r in rows],
             },
         )
         return {row[0] for row in result.result_rows}
 
 
-def _unique(rows: Any) -> list[tuple[Any, ...]]:
-    """First row per event id: the normalizer's window may miss a far-apart repeat."""
+class EventWriter(BatchWriter):
+    """Writes ``audit_events``."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        super().__init__(client, database, EVENTS)
+
+
+def _unique(rows: Any, id_index: int) -> list[tuple[Any, ...]]:
+    """First row per id: the normalizer's window may miss a far-apart repeat."""
     seen: set[uuid.UUID] = set()
     out = []
     for row in rows:
-        if row[_ID] not in seen:
-            seen.add(row[_ID])
+        if row[id_index] not in seen:
+            seen.add(row[id_index])
             out.append(row)
     return out
 
