@@ -193,6 +193,11 @@ def demo(events: int, seed: int, keep_kafka: bool) -> None:
     sys.exit(demo_mod.run(_settings(), console, events=events, seed=seed, keep_kafka=keep_kafka))
 
 
+from auditstream.cli.alerts import alerts  # noqa: E402
+
+cli.add_command(alerts)
+
+
 def main() -> None:
     cli(prog_name="auditstream")
 
