@@ -1,7 +1,8 @@
 """Normalize one raw event: validate, canonicalize, stamp receipt, drop repeats.
 
-A pure step with no I/O: it takes bytes and returns what should happen to them.
-The Faust agent in ``normalizer.py`` does the sending.
+A pure step with no I/O: it takes bytes (and the message headers) and returns what should
+happen to them. The Faust agent in ``normalizer.py`` does the sending. CloudEvents (binary
+mode with ``ce_*`` headers, or structured mode) are unwrapped by ``cloudevents.py`` first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from auditstream.schemas.codec import describe, encode
 from auditstream.schemas.event import AuditEvent
+from auditstream.stream_jobs import cloudevents
 from auditstream.stream_jobs.dedup import RecentIds
 
 
@@ -26,6 +28,7 @@ class Reason(StrEnum):
     OVERSIZED = "oversized"
     INVALID_JSON = "invalid_json"
     INVALID_EVENT = "invalid_event"
+    INVALID_CLOUDEVENT = "invalid_cloudevent"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Normalizer:
         self._recent = recent
         self._now = now
 
-    def __call__(self, raw: bytes | None) -> Outcome:
+    def __call__(
+        self, raw: bytes | None, headers: cloudevents.HeaderItems | None = None
+    ) -> Outcome:
         if not raw:
             return Invalid(Reason.EMPTY, "message has no value")
         if len(raw) > self._max_bytes:
@@ -73,6 +78,12 @@ class Normalizer:
             return Invalid(Reason.INVALID_JSON, f"not JSON: {exc}")
         if not isinstance(document, dict):
             return Invalid(Reason.INVALID_JSON, "an event is a JSON object")
+        header_map = cloudevents.header_map(headers)
+        if cloudevents.is_cloudevent(document, header_map):
+            try:
+                document = cloudevents.to_event_document(document, header_map)
+            except cloudevents.CloudEventError as exc:
+                return Invalid(Reason.INVALID_CLOUDEVENT, str(exc))
         document.pop("received_at", None)  # ours to stamp, never the producer's
         try:
             event = AuditEvent.model_validate(document)

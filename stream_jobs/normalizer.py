@@ -63,7 +63,7 @@ def register(app: faust.App, settings: Settings) -> NormalizerStats:
         async for batch in batches(conf.batch_size, within=conf.batch_within_seconds):
             for event in batch:
                 try:
-                    outcome = step(event.message.value)
+                    outcome = step(event.message.value, event.message.headers)
                 except Exception as exc:  # a bug must not stall consumption
                     log.exception("normalizer failed on an event; dead-lettering it")
                     await send_dead_letter(event, "internal_error", repr(exc))
