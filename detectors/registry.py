@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditstream.detectors.base import Detector
+from auditstream.detectors.brute_force import BruteForce, PasswordSpraying
 from auditstream.detectors.mass_action import (
     InvitationSurge,
     MassDeletion,
@@ -12,6 +13,7 @@ from auditstream.detectors.mass_action import (
     MassPermissionChange,
 )
 from auditstream.detectors.privilege import FirstSettingsChange, PrivilegeEscalation
+from auditstream.detectors.sign_in_time import OffHoursSignIn
 
 
 def default_detectors() -> list[Detector[Any]]:
@@ -22,4 +24,7 @@ def default_detectors() -> list[Detector[Any]]:
         InvitationSurge(),
         PrivilegeEscalation(),
         FirstSettingsChange(),
+        BruteForce(),
+        PasswordSpraying(),
+        OffHoursSignIn(),
     ]

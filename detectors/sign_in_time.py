@@ -1,0 +1,261 @@
+"""Odd sign-in time: a successful sign-in at an hour that is rare for this actor.
+
+The model, per actor, learned online from the actor's successful sign-ins:
+
+- **Histogram.** 48 counters: local hour of day (0-23) x day type (weekday, weekend), in the
+  actor's time zone (``actor.timezone``), else the tenant's (``settings.timezone``), else UTC.
+  Wall-clock hours come from the IANA database (``timeutil.local_time``), so someone who
+  always signs in at 08:xx stays in the 08 bucket across daylight-saving changes.
+- **Decay.** Counters decay with a half-life of ``half_life_days`` of *event* time, so the
+  profile follows a real change of habits (a new shift) while keeping its shape meanwhile.
+  State is fixed-size: 48 floats, the decayed total, a raw count and the last event time.
+- **Smoothing.** Hours are circular: a bucket's count is spread over its neighbours with
+  weights 1, 1/2, 1/4, ... up to ``smoothing_hours`` away, so 07:50 is not odd for someone
+  whose sign-ins are at 08:00-09:00, and 23:00 and 00:00 are neighbours.
+- **Weekday / weekend.** The day type's own hour distribution, shrunk towards the actor's
+  all-days distribution with ``day_type_pseudo_count`` pseudo sign-ins, so a first Saturday
+  at a usual hour is not odd, while a weekend with its own habits is learned as such.
+- **Tenant prior.** The same histogram over every actor's sign-ins in the tenant (as this
+  partition sees it: a sample of the tenant's actors), shrunk towards uniform with 24
+  pseudo sign-ins. The actor's probability is blended with it:
+  ``p = (n * p_actor + prior_weight * p_tenant) / (n + prior_weight)``, n being the actor's
+  decayed sign-in count, so the prior's weight shrinks as the actor's history grows.
+
+A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
+has at least ``min_history`` sign-ins. It is scored before it is learned; an odd sign-in is
+learned at ``odd_learning_weight`` only, so an attacker's repeated 03:00 sign-ins do not
+become normal at once, while a real change of shift becomes normal within a few days.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from auditstream.detectors.base import Detector, DetectorSettings, Finding
+from auditstream.detectors.timeutil import local_time, millis
+from auditstream.schemas.actions import Action
+from auditstream.schemas.alert import Observation, Severity
+from auditstream.schemas.event import AuditEvent, Outcome
+
+HOURS = 24
+WEEKDAY, WEEKEND = 0, 1
+_DAY = 86_400_000
+_TENANT_PSEUDO = 24.0
+
+
+class SignInTimeSettings(DetectorSettings):
+    min_history: int = Field(
+        default=20, ge=1, description="Successful sign-ins of the actor before it is scored"
+    )
+    max_probability: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Alert when the local hour's probability is below this (uniform: 1/24)",
+    )
+    smoothing_hours: int = Field(
+        default=2, ge=0, le=6, description="Neighbouring hours each side that share a count"
+    )
+    prior_weight: float = Field(
+        default=10.0, ge=0, description="Pseudo sign-ins given to the tenant-wide prior"
+    )
+    day_type_pseudo_count: float = Field(
+        default=10.0,
+        ge=0,
+        description="Pseudo sign-ins pulling the weekday/weekend profile to the all-days one",
+    )
+    half_life_days: float = Field(
+        default=90.0, gt=0, description="Event-time half-life of the learned counts"
+    )
+    odd_learning_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight with which an odd sign-in is learned"
+    )
+    weekend_days: list[int] = Field(
+        default_factory=lambda: [5, 6], description="Weekend weekdays, Monday = 0"
+    )
+
+    @field_validator("weekend_days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= day <= 6 for day in value):
+            raise ValueError("weekend days are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(value))
+
+
+class OffHoursSignIn(Detector[SignInTimeSettings]):
+    name = "off_hours_sign_in"
+    settings = SignInTimeSettings
+    mitre = ("T1078", "Valid Accounts")
+
+    def wants(self, event: AuditEvent) -> bool:
+        return event.action is Action.SIGN_IN and event.outcome is Outcome.SUCCESS
+
+    def observe(
+        self,
+        event: AuditEvent,
+        state: dict[str, Any],
+        settings: SignInTimeSettings,
+        tenant: dict[str, Any],
+    ) -> list[Finding]:
+        local = local_time(event, settings.timezone)
+        day = WEEKEND if local.weekday() in settings.weekend_days else WEEKDAY
+        hour = local.hour
+        now = millis(event.occurred_at)
+        _decay(state, now, settings.half_life_days)
+        _decay(tenant, now, settings.half_life_days)
+
+        findings: list[Finding] = []
+        if state.get("c", 0) >= settings.min_history:
+            p, prior_share = probability(state, tenant, hour, day, settings)
+            if p < settings.max_probability:
+                findings.append(self._finding(event, local, state, p, prior_share, settings))
+        weight = settings.odd_learning_weight if findings else 1.0
+        _learn(state, now, hour, day, weight, settings.half_life_days)
+        _learn(tenant, now, hour, day, weight, settings.half_life_days)
+        state["c"] = state.get("c", 0) + 1
+        return findings
+
+    def _finding(
+        self,
+        event: AuditEvent,
+        local: datetime,
+        state: dict[str, Any],
+        p: float,
+        prior_share: float,
+        settings: SignInTimeSettings,
+    ) -> Finding:
+        zone = event.actor.timezone or settings.timezone
+        when = f"{local:%H:%M} on {local:%a %Y-%m-%d} ({zone})"
+        usual = usual_hours(state["h"])
+        return Finding(
+            severity=Severity.MEDIUM,
+            title=f"Sign-in by {event.actor.display_name or event.actor.id} at {local:%H:%M} "
+            f"local time, unusual for them",
+            explanation=(
+                f"{event.actor.id} signed in at {when}. Their usual sign-in hours are {usual} "
+                f"(from {state['c']} sign-ins). The estimated probability of a sign-in in the "
+                f"{local:%H}:00 hour is {p:.2%} (tenant prior weight {prior_share:.0%}), "
+                f"below the alert threshold of {settings.max_probability:.2%}."
+            ),
+            window_start=event.occurred_at,
+            window_end=event.occurred_at,
+            evidence=[event.event_id],
+            observations=[
+                Observation(
+                    metric="sign_in_hour_probability",
+                    observed=round(p, 6),
+                    baseline=settings.max_probability,
+                    unit="probability",
+                ),
+                Observation(metric="sign_in_local_hour", observed=local.hour, unit="hour"),
+                Observation(metric="sign_ins_in_profile", observed=state["c"]),
+            ],
+            extra={"local_time": local.isoformat(), "usual_hours": usual, "zone": zone},
+        )
+
+
+def _decay(profile: dict[str, Any], now: int, half_life_days: float) -> None:
+    """Age ``profile``'s counts to ``now`` (event time; never backwards)."""
+    last = profile.get("t")
+    if last is None or now <= last:
+        return
+    factor = 0.5 ** ((now - last) / (half_life_days * _DAY))
+    profile["h"] = [c * factor for c in profile.get("h", [])]
+    profile["n"] = profile.get("n", 0.0) * factor
+    profile["t"] = now
+
+
+def _learn(
+    profile: dict[str, Any], now: int, hour: int, day: int, weight: float, half_life_days: float
+) -> None:
+    """Add one sign-in; a late one (before the last seen) counts as already decayed."""
+    counts: list[float] = profile.get("h") or [0.0] * (2 * HOURS)
+    last = profile.get("t", now)
+    if now < last:
+        # Decayed from its own time to the profile's, as if it had arrived in order.
+        weight *= 0.5 ** ((last - now) / (half_life_days * _DAY))
+    counts[day * HOURS + hour] += weight
+    profile["h"] = [round(c, 6) for c in counts]
+    profile["n"] = round(profile.get("n", 0.0) + weight, 6)
+    profile["t"] = max(last, now)
+
+
+def _smooth(counts: list[float], radius: int) -> list[float]:
+    """Circular smoothing with weights 1, 1/2, 1/4, ...; keeps the total."""
+    offsets = range(-radius, radius + 1)
+    total = sum(0.5 ** abs(k) for k in offsets)
+    return [
+        sum(0.5 ** abs(k) * counts[(h + k) % HOURS] for k in offsets) / total for h in range(HOURS)
+    ]
+
+
+def _distribution(counts: list[float], day: int, settings: SignInTimeSettings) -> list[float]:
+    """Smoothed hour distribution for ``day``: its own counts shrunk to the all-days ones."""
+    if not counts:
+        return [1 / HOURS] * HOURS
+    radius = settings.smoothing_hours
+    both = _smooth([counts[h] + counts[HOURS + h] for h in range(HOURS)], radius)
+    own = _smooth(counts[day * HOURS : (day + 1) * HOURS], radius)
+    n_all, n_own = sum(both), sum(own)
+    if n_all <= 0:
+        return [1 / HOURS] * HOURS
+    m = settings.day_type_pseudo_count
+    if n_own + m <= 0:
+        return [b / n_all for b in both]
+    return [(own[h] + m * both[h] / n_all) / (n_own + m) for h in range(HOURS)]
+
+
+def probability(
+    state: dict[str, Any],
+    tenant: dict[str, Any],
+    hour: int,
+    day: int,
+    settings: SignInTimeSettings,
+) -> tuple[float, float]:
+    """(probability of a sign-in in ``hour`` on a ``day`` type, the tenant prior's share)."""
+    n = float(state.get("n", 0.0))
+    actor = _distribution(state.get("h", []), day, settings)[hour]
+    t_n = float(tenant.get("n", 0.0))
+    t_p = _distribution(tenant.get("h", []), day, settings)[hour]
+    prior = (t_n * t_p + _TENANT_PSEUDO / HOURS) / (t_n + _TENANT_PSEUDO)
+    k = settings.prior_weight
+    if n + k <= 0:
+        return prior, 1.0
+    return (n * actor + k * prior) / (n + k), k / (n + k)
+
+
+def usual_hours(counts: list[float], coverage: float = 0.9) -> str:
+    """The hours holding ``coverage`` of the sign-ins, as ranges: ``"08:00-12:00, 13:00-17:00"``."""
+    by_hour = [counts[h] + counts[HOURS + h] for h in range(HOURS)]
+    total = sum(by_hour)
+    if total <= 0:
+        return "unknown"
+    chosen: set[int] = set()
+    covered = 0.0
+    for h in sorted(range(HOURS), key=lambda h: (-by_hour[h], h)):
+        if covered >= coverage * total:
+            break
+        chosen.add(h)
+        covered += by_hour[h]
+    # A quiet hour between two usual ones is usual too (a lunch break is not a boundary).
+    chosen |= {
+        h for h in range(HOURS) if by_hour[h] > 0 and {(h - 1) % HOURS, (h + 1) % HOURS} <= chosen
+    }
+    if len(chosen) == HOURS:
+        return "any hour"
+    # Start at the beginning of a run, so no run wraps past the starting point.
+    start = min(h for h in chosen if (h - 1) % HOURS not in chosen)
+    ranges: list[str] = []
+    first = start
+    for i in range(HOURS):
+        h = (start + i) % HOURS
+        if h not in chosen:
+            continue
+        if (h - 1) % HOURS not in chosen:
+            first = h
+        if (h + 1) % HOURS not in chosen:
+            ranges.append(f"{first:02d}:00-{(h + 1) % HOURS:02d}:00")
+    return ", ".join(ranges)
