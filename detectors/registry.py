@@ -6,6 +6,8 @@ from typing import Any
 
 from auditstream.detectors.base import Detector
 from auditstream.detectors.brute_force import BruteForce, PasswordSpraying
+from auditstream.detectors.geo import ImpossibleTravel, NewLocation
+from auditstream.detectors.geoip import GeoResolver
 from auditstream.detectors.mass_action import (
     InvitationSurge,
     MassDeletion,
@@ -17,6 +19,7 @@ from auditstream.detectors.sign_in_time import OffHoursSignIn
 
 
 def default_detectors() -> list[Detector[Any]]:
+    geo = GeoResolver()  # one offline database and cache for both geo detectors
     return [
         MassDeletion(),
         MassExport(),
@@ -27,4 +30,6 @@ def default_detectors() -> list[Detector[Any]]:
         BruteForce(),
         PasswordSpraying(),
         OffHoursSignIn(),
+        NewLocation(geo),
+        ImpossibleTravel(geo),
     ]
