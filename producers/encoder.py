@@ -26,6 +26,9 @@ _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _STRICT |= orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
+_NONE_IS_ABSENT = ("session_id", "correlation_id")
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """An event ready for Kafka."""
@@ -51,12 +54,18 @@ class EventEncoder:
                     return self._finish(doc, orjson.dumps(self._private(doc), option=_STRICT))
                 except TypeError:  # a value orjson would write unlike pydantic: slow route
                     pass
-        if fields.get("occurred_at") is None and "occurred_at" not in fields:
+        if "occurred_at" not in fields:
             fields = {**fields, "occurred_at": format_ms(now_ms)}
+        if any(fields.get(name, 0) is None for name in _NONE_IS_ABSENT):
+            # None means "not set" (the default); the schema v1 model raises TypeError on an
+            # explicit None for these two (its max_length applies to None): see the notes.
+            fields = {k: v for k, v in fields.items() if not (v is None and k in _NONE_IS_ABSENT)}
         try:
             event = AuditEvent(**fields)
         except ValidationError as exc:
             raise InvalidEvent.from_validation(exc) from None
+        except OSError as exc:  # the schema's zone lookup on an absurd name (e.g. too long)
+            raise InvalidEvent.one("actor.timezone", f"not an IANA time zone: {exc}") from None
         return self.from_event(event)
 
     def from_event(self, event: AuditEvent) -> Prepared:

@@ -161,7 +161,11 @@ def _zone(value: object) -> str | None:
     value = value.strip()
     if not value:
         return None
-    if not _known_zone(value):
+    try:
+        known = _known_zone(value)
+    except OSError:  # e.g. a name too long for a file name: the model decides
+        raise _NotFast from None
+    if not known:
         raise _NotFast
     return value
 
