@@ -24,7 +24,7 @@ from auditstream.producers import (
 )
 from auditstream.schemas.event import AuditEvent
 
-from ._producer_fakes import FakeKafka, Sync
+from .test_producer_support import FakeKafka, Sync
 
 KINDS = [AuditProducer, AsyncAuditProducer]
 

@@ -1,4 +1,4 @@
-"""A stand-in for confluent_kafka.Producer in unit tests (integration tests use real Kafka)."""
+"""Support for the producer unit tests (no tests here): a stand-in for confluent_kafka.Producer."""
 
 from __future__ import annotations
 
