@@ -54,7 +54,11 @@ def _create_topic(bootstrap: str, topic: str) -> None:
 
 def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"r-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
     out: list[Any] = []

@@ -147,9 +147,7 @@ def pydantic_document(fields: dict[str, Any]) -> dict[str, Any] | None:
     # An explicit None for these two crashes the schema v1 model (TypeError from max_length on
     # None); the SDK takes None as "not set", the field's default, on both routes.
     fields = {
-        k: v
-        for k, v in fields.items()
-        if not (v is None and k in ("session_id", "correlation_id"))
+        k: v for k, v in fields.items() if not (v is None and k in ("session_id", "correlation_id"))
     }
     fields.setdefault("occurred_at", format_ms(NOW_MS))
     fields.setdefault("event_id", uuid.UUID(EVENT_ID))
