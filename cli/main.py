@@ -197,6 +197,10 @@ from auditstream.cli.alerts import alerts  # noqa: E402
 
 cli.add_command(alerts)
 
+from auditstream.cli.bench import bench  # noqa: E402
+
+cli.add_command(bench)
+
 
 def main() -> None:
     cli(prog_name="auditstream")
