@@ -9,6 +9,11 @@ BIN    := $(VENV)/bin
 
 setup: $(VENV)/.installed
 	$(BIN)/auditstream kafka fetch
+	@# kcat: an independent Kafka client for the interop test (Debian package, root only)
+	@command -v kcat >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q kcat >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q kcat >/dev/null 2>&1; }; }; } || \
+	  echo "kcat not installed (not root or no apt-get): its interop test will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +41,9 @@ lint: $(VENV)/.installed typecheck
 typecheck: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && ln -s "$(CURDIR)" "$$tmp/auditstream" && \
 	  MYPYPATH="$$tmp" $(BIN)/mypy -p auditstream; status=$$?; rm -rf "$$tmp"; exit $$status
+
+bench: setup
+	$(BIN)/auditstream bench producer
 
 clean:
 	rm -rf $(VENV) .auditstream .mypy_cache .ruff_cache .pytest_cache *.egg-info
