@@ -129,6 +129,10 @@ class Dispatcher:
                         self._topic, event.value, event.key, on_delivery=self._on_direct_cb
                     )
                     self.stats.accepted += 1
+                    if not self.stats.accepted & 1023:
+                        # serve delivery callbacks here in batches: cheaper than waking the
+                        # delivery thread for them (no GIL hand-over per batch)
+                        self._kafka.poll(0)
                     return
                 except BufferError:
                     pass
@@ -240,7 +244,7 @@ class Dispatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._kafka.poll(0.02)
+                self._kafka.poll(0.1)
                 with self._lock:
                     self._step()
             except Exception:  # keep serving callbacks whatever happens
