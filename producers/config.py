@@ -119,8 +119,8 @@ class ProducerConfig:
         ):
             if getattr(self, name) < minimum:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {minimum}")
-        if self.segment_bytes > self.spool_max_bytes:
-            raise ConfigError("segment_bytes must not exceed spool_max_bytes")
+        if self.segment_bytes > self.spool_max_bytes:  # a small spool: smaller segments
+            object.__setattr__(self, "segment_bytes", max(1024, self.spool_max_bytes // 4))
         if self.block_timeout_seconds < 0:
             raise ConfigError("block_timeout_seconds must be 0 or more")
         if self.ip_policy is IpPolicy.HASH and not self.ip_hash_key:
