@@ -8,6 +8,7 @@ event and the key's state, and publish what it returns.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from auditstream.schemas.alert import MAX_EVIDENCE, Alert, stable_alert_id
 from auditstream.schemas.event import AuditEvent
 
 SUPPRESSED = "_suppressed_until"
+log = logging.getLogger(__name__)
 
 
 def subject_of(event: AuditEvent, scope: Scope) -> str | None:
@@ -67,7 +69,12 @@ class DetectionEngine:
                 continue
             own = state.setdefault(detector.name, {})
             shared = tenant_state.setdefault(detector.name, {})
-            for finding in detector.observe(event, own, settings, shared):
+            try:
+                findings = detector.observe(event, own, settings, shared)
+            except Exception:  # one broken detector must not silence the others
+                log.exception("detector %s failed on event %s", detector.name, event.event_id)
+                continue
+            for finding in findings:
                 alert = self._alert(detector, finding, event, subject, scope)
                 if self._suppress(state, alert.rule, event, settings.suppress_minutes):
                     continue
@@ -81,7 +88,9 @@ class DetectionEngine:
         now_ms = int(event.occurred_at.timestamp() * 1000)
         if until.get(rule, 0) > now_ms:
             return True
-        until[rule] = now_ms + int(timedelta(minutes=minutes).total_seconds() * 1000)
+        # max(): an out-of-order older event must not shorten a suppression already running.
+        end = now_ms + int(timedelta(minutes=minutes).total_seconds() * 1000)
+        until[rule] = max(until.get(rule, 0), end)
         return False
 
     def _alert(
@@ -111,5 +120,6 @@ class DetectionEngine:
             evidence_event_ids=list(dict.fromkeys(finding.evidence))[-MAX_EVIDENCE:],
             mitre_technique=technique,
             mitre_name=technique_name,
+            context=dict(finding.extra),
             detected_at=self._now(),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +56,9 @@ class Alert(BaseModel):
     evidence_event_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_EVIDENCE)
     mitre_technique: str = Field(description="MITRE ATT&CK technique, e.g. 'T1485'")
     mitre_name: str = ""
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="Rule-specific details, e.g. the actors an IP sprayed"
+    )
     detected_at: UtcMillis
 
 

@@ -117,7 +117,7 @@ UtcMillis = Annotated[
 ]
 Identifier = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=MAX_ID_CHARS)]
 OptionalIdentifier = Annotated[
-    str | None, BeforeValidator(_strip), Field(default=None, max_length=MAX_ID_CHARS)
+    Annotated[str, Field(max_length=MAX_ID_CHARS)] | None, BeforeValidator(_strip)
 ]
 Name = Annotated[str | None, _truncate(MAX_NAME_CHARS), Field(default=None)]
 
@@ -138,7 +138,7 @@ def _check_ip(value: str | None) -> str | None:
 def _known_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: absurdly long names
         return False
     return True
 

@@ -100,6 +100,7 @@ def alert_to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:
             [uuid.UUID(e) for e in a.get("evidence_event_ids") or []],
             a["mitre_technique"],
             a.get("mitre_name") or "",
+            _json(a.get("context") or {}),
             partition,
             offset,
         )

@@ -73,6 +73,7 @@ ALERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("evidence_event_ids", "Array(UUID)"),
     ("mitre_technique", "LowCardinality(String)"),
     ("mitre_name", "String"),
+    ("context", "String"),
     ("kafka_partition", "UInt32"),
     ("kafka_offset", "UInt64"),
 )

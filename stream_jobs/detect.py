@@ -9,6 +9,7 @@ are stable and repeats are suppressed in table state, so a restart does not re-s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,12 +45,13 @@ def _decode(value: bytes) -> AuditEvent | None:
 
 
 def state_key(tenant_id: str, subject: str) -> str:
-    return f"{tenant_id}\x1f{subject}"
+    """JSON, so no tenant or subject id can forge another key (e.g. a tenant-wide one)."""
+    return json.dumps(["s", tenant_id, subject])
 
 
 def tenant_key(tenant_id: str, partition: int) -> str:
     """Tenant-wide state is kept per partition: each holds its own sample of the tenant."""
-    return f"{tenant_id}\x1f#tenant\x1f{partition}"
+    return json.dumps(["t", tenant_id, partition])
 
 
 def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> DetectStats:
@@ -71,12 +73,13 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
         make_current(event)
         key = state_key(audit.tenant_id, subject)
         shared_key = tenant_key(audit.tenant_id, event.message.partition)
-        state = dict(table[key])
-        shared = dict(table[shared_key])
-        found = engine.process(audit, state, scope, shared)
-        table[key] = state
-        table[shared_key] = shared
-        return found
+        state = table[key]
+        shared = table[shared_key]
+        try:
+            return engine.process(audit, state, scope, shared)
+        finally:  # always write back: memory and changelog must agree
+            table[key] = state
+            table[shared_key] = shared
 
     def agent_for(scope: Scope, stream_of: Callable[[Any], Any]) -> None:
         table = app.Table(
@@ -84,7 +87,8 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
             default=dict,
             partitions=topics.partitions,
             key_type=str,
-            value_type=dict,
+            # No value_type: values are plain JSON. (value_type=dict breaks changelog
+            # recovery: Faust then expects a Record class and calls dict.from_data.)
         )
 
         async def detect(stream: faust.StreamT[bytes]) -> None:
@@ -119,7 +123,7 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
 
 
 def _has_ip(value: bytes) -> bool:
-    return b'"ip":' in value
+    return b'"ip":"' in value  # normalized events omit absent fields, never "ip":null
 
 
 def _ip_key(value: bytes) -> bytes:
