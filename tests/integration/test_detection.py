@@ -47,8 +47,67 @@ def _burst(actor: str, action: str, count: int, start: datetime) -> Iterator[dic
         yield _event(actor, action, start + timedelta(seconds=10 * i))
 
 
+BERLIN = {"country": "DE", "city": "Berlin", "latitude": 52.52, "longitude": 13.40}
+SYDNEY = {"country": "AU", "city": "Sydney", "latitude": -33.87, "longitude": 151.21}
+OFFICE_IP = "203.0.113.10"
+
+
+def _sign_in(actor: str, at: datetime, ok: bool = True, **extra: Any) -> dict[str, Any]:
+    extra.setdefault("ip", OFFICE_IP)
+    extra.setdefault("location", BERLIN)
+    return _event(
+        actor,
+        "sign_in" if ok else "sign_in_failed",
+        at,
+        resource={"type": "session", "id": f"s-{actor}-{at.timestamp()}"},
+        outcome="success" if ok else "failure",
+        **extra,
+    )
+
+
+def _workday_mornings(actor: str, days: int) -> list[dict[str, Any]]:
+    """Sign-ins at 08:30 in Berlin (07:30 UTC in winter) on the weekdays before T0."""
+    out = []
+    day = T0 - timedelta(days=days)
+    while day < T0 - timedelta(days=1):
+        if day.weekday() < 5:
+            out.append(_sign_in(actor, day.replace(hour=7, minute=30)))
+        day += timedelta(days=1)
+    return out
+
+
+def sign_ins_one() -> list[dict[str, Any]]:
+    return [
+        *_workday_mornings("usr_ivan", 40),  # a 9-to-5 profile to learn from
+        *_workday_mornings("usr_judy", 8),  # a short history in Berlin
+        *[_sign_in("usr_ken", T0 + timedelta(minutes=m), ok=False) for m in range(6)],
+        _sign_in("usr_ken", T0 + timedelta(minutes=7)),  # brute force, then success
+        *[_sign_in("usr_lena", T0 + timedelta(minutes=m), ok=False) for m in range(3)],
+        _sign_in("usr_lena", T0 + timedelta(minutes=4)),  # forgotten password: quiet
+    ]
+
+
+def sign_ins_two() -> list[dict[str, Any]]:
+    sprayed = [
+        _sign_in(f"usr_sp{i:02d}", T0 + timedelta(minutes=i), ok=False, ip="198.51.100.7")
+        for i in range(12)
+    ]
+    near_miss = [
+        _sign_in(f"usr_nm{i:02d}", T0 + timedelta(minutes=i), ok=False, ip="198.51.100.8")
+        for i in range(9)
+    ]
+    return [
+        _sign_in("usr_ivan", T0 + timedelta(days=1, hours=-7)),  # 03:00 in Berlin, Thursday
+        _sign_in("usr_judy", T0),  # Berlin 10:00 ...
+        _sign_in("usr_judy", T0 + timedelta(minutes=30), location=SYDNEY),  # ... Sydney 10:30
+        *sprayed,  # one IP, twelve accounts: spraying
+        *near_miss,  # nine accounts: one short
+    ]
+
+
 def phase_one() -> list[dict[str, Any]]:
     events = [
+        *sign_ins_one(),
         *_burst("usr_mallory", "delete", 30, T0),  # mass deletion
         *_burst("usr_carol", "delete", 24, T0),  # one short of the threshold: quiet
         *_burst("usr_bob_admin", "delete", 40, T0),  # allowed admin, in working hours: quiet
@@ -75,6 +134,7 @@ def phase_one() -> list[dict[str, Any]]:
 def phase_two() -> list[dict[str, Any]]:
     evening = T0 + timedelta(hours=10)  # 20:00 in Berlin: outside bob's allowed hours
     return [
+        *sign_ins_two(),
         *_burst("usr_bob_admin", "delete", 30, evening),  # mass deletion after hours
         *_burst("usr_inviter", "invite", 25, T0 + timedelta(hours=1)),  # invitation surge
         _event(
@@ -93,9 +153,16 @@ def phase_two() -> list[dict[str, Any]]:
     ]
 
 
-EXPECTED = {
+FIRST = {
     ("mass_deletion", "usr_mallory"),
     ("privilege_escalation", "usr_eve"),
+    ("brute_force", "usr_ken"),
+}
+EXPECTED = FIRST | {
+    ("off_hours_sign_in", "usr_ivan"),
+    ("impossible_travel", "usr_judy"),
+    ("new_location", "usr_judy"),
+    ("password_spraying", "198.51.100.7"),
     ("mass_deletion", "usr_bob_admin"),
     ("invitation_surge", "usr_inviter"),
     ("first_settings_change", "usr_frank"),
@@ -129,11 +196,8 @@ def test_scenario_yields_expected_alerts_once_across_a_worker_crash(
         pipeline.start("worker")
         pipeline.wait_sink_ready()
         _emit(env, phase_one())
-        first = _alerts(env, expected=2)
-        assert {(a["rule"], a["subject"]) for a in first} == {
-            ("mass_deletion", "usr_mallory"),
-            ("privilege_escalation", "usr_eve"),
-        }
+        first = _alerts(env, expected=len(FIRST))
+        assert {(a["rule"], a["subject"]) for a in first} == FIRST
         time.sleep(3)  # past the commit interval (1 s): the crash comes after a commit
         pipeline.stop("worker", kill=True)
         pipeline.start("worker")
