@@ -7,6 +7,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from auditstream.config import ConfigError, Settings
 
@@ -18,7 +19,7 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print("[red]configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
 
 
@@ -60,7 +61,7 @@ def kafka_up(timeout: float) -> None:
             state = kafka_local.up(settings.kafka.local, timeout)
             topics.ensure_topics(state.bootstrap, settings.topics)
     except kafka_local.KafkaSetupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)
     verb = "reusing" if before.running else "started"
     console.print(f"Kafka {verb} at [bold]{state.bootstrap}[/bold] (pid {state.pid})")
@@ -76,7 +77,7 @@ def kafka_fetch() -> None:
         with console.status("Fetching the Kafka broker jars from Maven Central..."):
             path = kafka_local.provision(settings.kafka.local)
     except kafka_local.KafkaSetupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)
     console.print(f"Kafka {settings.kafka.local.kafka_version} jars in {path}")
 
@@ -117,7 +118,7 @@ def worker() -> None:
     try:
         stream_worker.build_engine(settings)
     except DetectorConfigError as exc:
-        err.print(f"[red]detector configuration error:[/red] {exc}")
+        err.print("[red]detector configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
     topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
     stream_worker.run(settings)
@@ -135,7 +136,7 @@ def sink() -> None:
     try:
         service.run(settings)
     except StoreUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)
 
 
@@ -156,7 +157,7 @@ def sql(statement: str, fmt: str) -> None:
     try:
         result = query.run(settings.clickhouse, statement)
     except (QueryError, StoreUnavailable) as exc:
-        err.print(f"[red]query failed:[/red] {exc}")
+        err.print("[red]query failed:[/red]", escape(str(exc)))
         sys.exit(1)
     print_result(console, result, fmt)
 
@@ -194,8 +195,10 @@ def demo(events: int, seed: int, keep_kafka: bool) -> None:
 
 
 from auditstream.cli.alerts import alerts  # noqa: E402
+from auditstream.cli.detectors import detectors  # noqa: E402
 
 cli.add_command(alerts)
+cli.add_command(detectors)
 
 from auditstream.cli.bench import bench  # noqa: E402
 
