@@ -124,6 +124,8 @@ class Settings:
     app_id: str = "auditstream"
     detectors_config: Path | None = None
     """TOML file with per-tenant detector settings (None: built-in defaults)."""
+    anomaly_model: Path | None = None
+    """Anomaly model file from ``auditstream model train`` (None: anomaly scoring off)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -165,5 +167,8 @@ class Settings:
             app_id=env.get("AUDITSTREAM_APP_ID") or "auditstream",
             detectors_config=Path(env["AUDITSTREAM_DETECTORS_CONFIG"])
             if env.get("AUDITSTREAM_DETECTORS_CONFIG")
+            else None,
+            anomaly_model=Path(env["AUDITSTREAM_ANOMALY_MODEL"])
+            if env.get("AUDITSTREAM_ANOMALY_MODEL")
             else None,
         )

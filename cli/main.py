@@ -200,6 +200,10 @@ from auditstream.cli.detectors import detectors  # noqa: E402
 cli.add_command(alerts)
 cli.add_command(detectors)
 
+from auditstream.cli.model import model  # noqa: E402
+
+cli.add_command(model)
+
 from auditstream.cli.bench import bench  # noqa: E402
 
 cli.add_command(bench)

@@ -1,0 +1,153 @@
+"""The per-actor window state machine and the partition watermark: closing by event time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from auditstream.detectors.anomaly.features import EventFacts, millis
+from auditstream.detectors.anomaly.windows import (
+    ClosedWindow,
+    PartitionClock,
+    Verdict,
+    WindowRules,
+    close_due,
+    forgettable,
+    has_open,
+    observe,
+)
+
+H = datetime(2026, 11, 20, 10, tzinfo=UTC)
+HOUR = 3_600_000
+RULES = WindowRules(lateness_ms=5 * 60_000, idle_margin_ms=15 * 60_000)
+NOW = millis(H + timedelta(days=1))
+
+
+def facts(at: datetime, n: int = 0, action: str = "update") -> EventFacts:
+    return EventFacts(
+        millis(at), action, False, f"task\x1ft{n}", "", f"00000000-0000-0000-0000-{n:012d}"
+    )
+
+
+OFFSETS = iter(range(10**9))
+
+
+def feed(
+    state: dict[str, Any], at: datetime, n: int = 0, now: int = NOW, offset: int | None = None
+) -> tuple[Verdict, list[ClosedWindow]]:
+    at_offset = next(OFFSETS) if offset is None else offset
+    return observe(state, facts(at, n), "acme", "u1", 2, at_offset, now, RULES)
+
+
+def test_the_actors_own_later_event_closes_the_window_after_the_lateness() -> None:
+    state: dict[str, Any] = {}
+    for i in range(3):
+        assert feed(state, H + timedelta(minutes=10 * i), i) == (Verdict.ACCEPTED, [])
+    # the next hour, but within the lateness: still open (an out-of-order event may come)
+    assert feed(state, H + timedelta(minutes=64, seconds=59), 3)[1] == []
+    verdict, closed = feed(state, H + timedelta(minutes=65), 4)
+    assert verdict is Verdict.ACCEPTED
+    [window] = closed
+    assert (window.tenant_id, window.actor_id, window.start_ms) == ("acme", "u1", millis(H))
+    assert window.summary.events == 3
+    assert window.end_ms == millis(H) + HOUR
+    assert window.evidence[-1].endswith("2")
+    assert state["c"] == millis(H)
+    assert state["p"] == 2
+    assert list(state["o"]) == [str(millis(H) + HOUR)]
+
+
+def test_an_out_of_order_event_within_the_lateness_still_counts() -> None:
+    state: dict[str, Any] = {}
+    feed(state, H + timedelta(minutes=50))
+    feed(state, H + timedelta(minutes=62), 1)  # next window opens
+    assert feed(state, H + timedelta(minutes=59), 2) == (Verdict.ACCEPTED, [])
+    closed = close_due(state, millis(H) + HOUR)
+    assert [w.summary.events for w in closed] == [2]
+
+
+def test_events_for_a_closed_window_are_late_and_not_counted() -> None:
+    state: dict[str, Any] = {}
+    feed(state, H + timedelta(minutes=30))
+    assert len(feed(state, H + timedelta(minutes=70), 1)[1]) == 1
+    assert feed(state, H + timedelta(minutes=59), 2) == (Verdict.LATE, [])
+    # older than the actor's clock allows, even for a window that never opened
+    assert feed(state, H - timedelta(hours=3), 3) == (Verdict.LATE, [])
+    assert [w.summary.events for w in close_due(state, 2**62)] == [1]
+
+
+def test_a_redelivered_event_is_counted_once() -> None:
+    state: dict[str, Any] = {}
+    for offset in (10, 11, 12):
+        assert feed(state, H + timedelta(minutes=offset), offset, offset=offset)[0] == "accepted"
+    # after a rebalance, Faust delivers again from the last committed offset
+    for offset in (11, 12):
+        assert feed(state, H + timedelta(minutes=offset), offset, offset=offset)[0] == "repeat"
+    assert feed(state, H + timedelta(minutes=13), 13, offset=13)[0] == "accepted"
+    [window] = close_due(state, 2**62)
+    assert window.summary.events == 4
+    # the same offset on another partition (the topic was repartitioned) is not a repeat
+    moved = dict(state, p=5)
+    assert feed(moved, H + timedelta(minutes=80), offset=12)[0] == "accepted"
+
+
+def test_events_from_the_future_are_ignored() -> None:
+    state: dict[str, Any] = {}
+    now = millis(H)
+    assert feed(state, H + timedelta(minutes=6), now=now) == (Verdict.FUTURE, [])
+    assert state == {}
+    assert feed(state, H + timedelta(minutes=4), now=now)[0] is Verdict.ACCEPTED
+
+
+def test_idle_windows_close_by_watermark_and_state_stays_json() -> None:
+    state: dict[str, Any] = {}
+    feed(state, H + timedelta(minutes=5))
+    feed(state, H + timedelta(minutes=61), 1)
+    state = orjson.loads(orjson.dumps(state))  # as restored from the changelog
+    assert close_due(state, millis(H) + HOUR - 1) == []
+    closed = close_due(state, millis(H) + 2 * HOUR)
+    assert [w.start_ms for w in closed] == [millis(H), millis(H) + HOUR]
+    assert not has_open(state)
+    assert state["c"] == millis(H) + HOUR
+    assert feed(state, H + timedelta(minutes=90), 2)[0] is Verdict.LATE
+
+
+def test_open_windows_per_actor_stay_bounded() -> None:
+    state: dict[str, Any] = {}
+    for minute in range(0, 24 * 60, 7):
+        feed(state, H + timedelta(minutes=minute), minute)
+        assert len(state["o"]) <= 2
+
+
+def test_state_is_forgotten_long_after_its_last_window() -> None:
+    state: dict[str, Any] = {}
+    feed(state, H)
+    assert not forgettable(state, 2**62, RULES)  # still open
+    close_due(state, millis(H) + HOUR)
+    assert not forgettable(state, millis(H) + HOUR + RULES.forget_after_ms - 1, RULES)
+    assert forgettable(state, millis(H) + HOUR + RULES.forget_after_ms, RULES)
+
+
+class Wall:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def test_partition_watermark_follows_events_then_the_wall_clock_when_quiet() -> None:
+    wall = Wall(millis(H))
+    clock = PartitionClock(quiet_ms=60_000, max_future_ms=300_000, wall_ms=wall)
+    assert clock.watermark(0) is None
+    clock.saw(0, millis(H) - 3 * HOUR)  # a replay of old events: event time, not wall time
+    clock.saw(0, millis(H) - 4 * HOUR)
+    assert clock.watermark(0) == millis(H) - 3 * HOUR
+    clock.saw(1, millis(H) + 10 * HOUR)  # a bad clock: clamped
+    assert clock.watermark(1) == millis(H) + 300_000
+    wall.ms += 60_000  # nothing delivered for a minute: caught up
+    assert clock.watermark(0) == wall.ms
+    assert clock.watermark(5) == wall.ms  # never delivered anything since the start
+    assert clock.watermark(1) == millis(H) + 300_000
