@@ -8,7 +8,7 @@ from auditstream.config import Settings
 from auditstream.detectors import config as detector_config
 from auditstream.detectors.engine import DetectionEngine
 from auditstream.detectors.registry import default_detectors
-from auditstream.stream_jobs import detect, normalizer
+from auditstream.stream_jobs import anomaly, detect, normalizer
 from auditstream.stream_jobs.app import create_app
 
 
@@ -23,6 +23,7 @@ def build(settings: Settings) -> faust.App:
     app = create_app(settings)
     normalizer.register(app, settings)
     detect.register(app, settings, engine)
+    anomaly.register(app, settings)
     return app
 
 
