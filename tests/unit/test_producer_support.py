@@ -68,6 +68,10 @@ class FakeKafka:
         for key, value, callback in done:
             callback(KafkaError(KafkaError._PURGE_QUEUE), FakeMessage(key, value))
 
+    def close(self) -> bool:
+        self.closed = True
+        return True
+
     def __len__(self) -> int:
         return len(self.queue)
 
