@@ -208,6 +208,12 @@ from auditstream.cli.bench import bench  # noqa: E402
 
 cli.add_command(bench)
 
+from auditstream.cli.evaluate import evaluate  # noqa: E402
+from auditstream.cli.simulate import simulate  # noqa: E402
+
+cli.add_command(simulate)
+cli.add_command(evaluate)
+
 
 def main() -> None:
     cli(prog_name="auditstream")
