@@ -21,6 +21,13 @@ The model, per actor, learned online from the actor's successful sign-ins:
   ``p = (n * p_actor + prior_weight * p_tenant) / (n + prior_weight)``, n being the actor's
   decayed sign-in count, so the prior's weight shrinks as the actor's history grows.
 
+- **Working hours.** With ``learn_from_activity`` the actor's other actions (whatever they
+  do, not only sign-ins) fill a second histogram of the same shape. A sign-in in an hour the
+  actor routinely works in is not odd even if they rarely *sign in* then (a phone session at
+  14:00 for someone whose web sign-in is at 08:00): the score is the larger of the sign-in
+  probability and, once ``min_activity`` actions are known, the activity probability.
+  An attacker's 03:00 sign-in for a 9-to-5 actor is rare in both.
+
 A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
 has at least ``min_history`` sign-ins. It is scored before it is learned; an odd sign-in is
 learned at ``odd_learning_weight`` only, so an attacker's repeated 03:00 sign-ins do not
@@ -76,6 +83,12 @@ class SignInTimeSettings(DetectorSettings):
     weekend_days: list[int] = Field(
         default_factory=lambda: [5, 6], description="Weekend weekdays, Monday = 0"
     )
+    learn_from_activity: bool = Field(
+        default=True, description="Also learn the actor's working hours from their other actions"
+    )
+    min_activity: int = Field(
+        default=50, ge=1, description="Actions of the actor before their working hours count"
+    )
 
     @field_validator("weekend_days")
     @classmethod
@@ -91,7 +104,8 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
     mitre = ("T1078", "Valid Accounts")
 
     def wants(self, event: AuditEvent) -> bool:
-        return event.action is Action.SIGN_IN and event.outcome is Outcome.SUCCESS
+        # Sign-ins are scored; every other action the actor takes teaches its working hours.
+        return event.outcome is Outcome.SUCCESS and event.action is not Action.SIGN_OUT
 
     def observe(
         self,
@@ -104,12 +118,24 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         day = WEEKEND if local.weekday() in settings.weekend_days else WEEKDAY
         hour = local.hour
         now = millis(event.occurred_at)
+        if event.action is not Action.SIGN_IN:
+            if settings.learn_from_activity:
+                _learn_activity(state, now, hour, day, settings.half_life_days)
+            return []
         _decay(state, now, settings.half_life_days)
         _decay(tenant, now, settings.half_life_days)
 
         findings: list[Finding] = []
         if state.get("c", 0) >= settings.min_history:
             p, prior_share = probability(state, tenant, hour, day, settings)
+            activity = state.get("a")
+            if (
+                p < settings.max_probability
+                and settings.learn_from_activity
+                and activity
+                and activity.get("c", 0) >= settings.min_activity
+            ):
+                p = max(p, _distribution(activity["h"], day, settings)[hour])
             if p < settings.max_probability:
                 findings.append(self._finding(event, local, state, p, prior_share, settings))
         weight = settings.odd_learning_weight if findings else 1.0
@@ -155,6 +181,21 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
             ],
             extra={"local_time": local.isoformat(), "usual_hours": usual, "zone": zone},
         )
+
+
+def _learn_activity(
+    state: dict[str, Any], now: int, hour: int, day: int, half_life_days: float
+) -> None:
+    """Count one action in the working-hours histogram; decays at most once a day (cheap)."""
+    activity: dict[str, Any] = state.setdefault("a", {})
+    if now - activity.get("t", now) >= _DAY:
+        _decay(activity, now, half_life_days)
+    counts: list[float] = activity.get("h") or [0.0] * (2 * HOURS)
+    counts[day * HOURS + hour] = round(counts[day * HOURS + hour] + 1.0, 6)
+    activity["h"] = counts
+    activity["n"] = round(activity.get("n", 0.0) + 1.0, 6)
+    activity["c"] = activity.get("c", 0) + 1
+    activity.setdefault("t", now)
 
 
 def _decay(profile: dict[str, Any], now: int, half_life_days: float) -> None:

@@ -351,3 +351,34 @@ def test_registered() -> None:
     [detector] = [d for d in default_detectors() if d.name == "off_hours_sign_in"]
     assert isinstance(detector, OffHoursSignIn)
     assert detector.scope is Scope.ACTOR
+
+
+def work(local: datetime, actor: str = "usr_ann") -> AuditEvent:
+    """Some ordinary action (not a sign-in) at ``local`` Berlin wall-clock time."""
+    return AuditEvent(
+        occurred_at=local.replace(tzinfo=ZoneInfo(BERLIN)).astimezone(UTC),
+        tenant_id="acme",
+        actor={"id": actor, "timezone": BERLIN},
+        action="update",
+        resource={"type": "task", "id": "t1"},
+    )
+
+
+def morning_sign_ins_all_day_work(start: date, count: int) -> list[AuditEvent]:
+    """Signs in once at 08:xx, then works 08:00-17:00 (updates every hour)."""
+    events: list[AuditEvent] = []
+    for day in days(start, count):
+        events.append(sign_in(at(day, 8, 5)))
+        events += [work(at(day, hour, 30)) for hour in range(8, 17)]
+    return events
+
+
+@pytest.mark.parametrize(("learn", "alerts_at_14"), [(True, False), (False, True)])
+def test_working_hours_learned_from_other_actions(learn: bool, alerts_at_14: bool) -> None:
+    settings = SignInTimeSettings(learn_from_activity=learn, prior_weight=0)
+    profiles = Profiles(settings)
+    assert profiles.feed(morning_sign_ins_all_day_work(MONDAY, 35)) == []
+    afternoon = sign_in(at(date(2026, 2, 10), 14, 20))  # a Tuesday, inside working hours
+    assert bool(profiles.feed([afternoon])) is alerts_at_14
+    night = sign_in(at(date(2026, 2, 11), 3, 10))  # never active at 03:00
+    assert len(profiles.feed([night])) == 1
