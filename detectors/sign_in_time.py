@@ -25,7 +25,8 @@ The model, per actor, learned online from the actor's successful sign-ins:
   do, not only sign-ins) fill a second histogram of the same shape. A sign-in in an hour the
   actor routinely works in is not odd even if they rarely *sign in* then (a phone session at
   14:00 for someone whose web sign-in is at 08:00): the score is the larger of the sign-in
-  probability and, once ``min_activity`` actions are known, the activity probability.
+  probability and, once ``min_activity`` actions are known, the share of the actor's actions
+  within an hour of it (any day type).
   An attacker's 03:00 sign-in for a 9-to-5 actor is rare in both.
 
 A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
@@ -87,7 +88,7 @@ class SignInTimeSettings(DetectorSettings):
         default=True, description="Also learn the actor's working hours from their other actions"
     )
     min_activity: int = Field(
-        default=50, ge=1, description="Actions of the actor before their working hours count"
+        default=100, ge=1, description="Actions of the actor before their working hours count"
     )
 
     @field_validator("weekend_days")
@@ -135,7 +136,7 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
                 and activity
                 and activity.get("c", 0) >= settings.min_activity
             ):
-                p = max(p, _distribution(activity["h"], day, settings)[hour])
+                p = max(p, near_share(activity["h"], hour))
             if p < settings.max_probability:
                 findings.append(self._finding(event, local, state, p, prior_share, settings))
         weight = settings.odd_learning_weight if findings else 1.0
@@ -196,6 +197,15 @@ def _learn_activity(
     activity["n"] = round(activity.get("n", 0.0) + 1.0, 6)
     activity["c"] = activity.get("c", 0) + 1
     activity.setdefault("t", now)
+
+
+def near_share(counts: list[float], hour: int) -> float:
+    """Share of the counts (both day types) within one hour of ``hour``, circularly."""
+    total = sum(counts)
+    if total <= 0:
+        return 0.0
+    near = sum(counts[d * HOURS + (hour + k) % HOURS] for d in (0, 1) for k in (-1, 0, 1))
+    return near / total
 
 
 def _decay(profile: dict[str, Any], now: int, half_life_days: float) -> None:
