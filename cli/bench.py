@@ -1,4 +1,5 @@
 """``auditstream bench producer``: SDK throughput against raw confluent-kafka, same run.
+(``auditstream bench e2e``, the whole pipeline, is at the end; its work is in ``bench/``.)
 
 For each durability mode: the SDK with full validation (``emit(**fields)``), then raw
 confluent-kafka producing the very bytes the SDK produced (same librdkafka settings,
@@ -132,3 +133,69 @@ def bench_producer(count: int, modes: str) -> None:
         if started:
             kafka_local.down(settings.kafka.local)
     console.print(table)
+
+
+@bench.command("e2e")
+@click.option(
+    "--rate",
+    "rates",
+    default="1000,2000,3000,5000,10000",
+    show_default=True,
+    help="Target events/s; several (ascending, comma-separated) make a ramp.",
+)
+@click.option("--duration", default=60.0, show_default=True, help="Seconds per rate.")
+@click.option("--warmup", default=10.0, show_default=True, help="Seconds left out of each window.")
+@click.option("--backlog", default=100_000, show_default=True, help="Capacity phase (0: skip).")
+@click.option("--baseline-events", default=200_000, show_default=True)
+@click.option("--burst-every", default=5.0, show_default=True, help="Seconds between triggers.")
+@click.option("--drain-timeout", default=180.0, show_default=True)
+@click.option("--all-steps", is_flag=True, help="Go on after a rate that is not sustained.")
+@click.option("--workers", default=1, show_default=True, help="Stream worker processes.")
+@click.option("--keep", is_flag=True, help="Keep the run's store and topics.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_e2e(
+    rates: str,
+    duration: float,
+    warmup: float,
+    backlog: int,
+    baseline_events: int,
+    burst_every: float,
+    drain_timeout: float,
+    all_steps: bool,
+    workers: int,
+    keep: bool,
+    json_path: Path | None,
+) -> None:
+    """The whole pipeline on this machine at fixed rates: throughput, latency, CPU, lag."""
+    from auditstream.bench import e2e, report
+    from auditstream.infra import kafka_local
+
+    console = Console(width=max(Console().width, 150))
+    settings = Settings.from_env()
+    started = False
+    broker_pid = None
+    if not settings.kafka.external:
+        started = not kafka_local.status(settings.kafka.local).running
+        broker_pid = kafka_local.up(settings.kafka.local).pid
+    options = e2e.E2EOptions(
+        rates=tuple(sorted(float(r) for r in rates.split(",") if r.strip())),
+        duration=duration,
+        warmup=min(warmup, duration / 2),
+        backlog=backlog,
+        baseline_events=baseline_events,
+        burst_every=burst_every,
+        drain_timeout=drain_timeout,
+        all_steps=all_steps,
+        keep=keep,
+        workers=workers,
+    )
+    try:
+        result = e2e.execute(options, console, settings, broker_pid)
+    finally:
+        if started:
+            kafka_local.down(settings.kafka.local)
+    report.render(console, result)
+    path = json_path or settings.home / "bench" / f"e2e-{result.run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(report.to_json(result))
+    console.print(f"wrote {path}")
