@@ -54,6 +54,11 @@ def tenant_key(tenant_id: str, partition: int) -> str:
     return json.dumps(["t", tenant_id, partition])
 
 
+def repartition_topic(normalized: str) -> str:
+    """The by-IP repartition topic's name (after the app id prefix) that ``group_by`` makes."""
+    return f"detect-ip-{normalized}-by-ip-repartition"
+
+
 def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> DetectStats:
     topics = settings.topics
     source = app.topic(topics.normalized, key_serializer="raw", value_serializer="raw")
