@@ -50,7 +50,7 @@ class E2EOptions:
     warmup: float = 10.0
     backlog: int = 100_000
     baseline_events: int = 200_000
-    burst_every: float = 5.0
+    burst_every: float = 1.0
     drain_timeout: float = 180.0
     all_steps: bool = False
     """Run every rate even after one was not sustained."""

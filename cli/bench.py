@@ -147,7 +147,7 @@ def bench_producer(count: int, modes: str) -> None:
 @click.option("--warmup", default=10.0, show_default=True, help="Seconds left out of each window.")
 @click.option("--backlog", default=100_000, show_default=True, help="Capacity phase (0: skip).")
 @click.option("--baseline-events", default=200_000, show_default=True)
-@click.option("--burst-every", default=5.0, show_default=True, help="Seconds between triggers.")
+@click.option("--burst-every", default=1.0, show_default=True, help="Seconds between triggers.")
 @click.option("--drain-timeout", default=180.0, show_default=True)
 @click.option("--all-steps", is_flag=True, help="Go on after a rate that is not sustained.")
 @click.option("--workers", default=1, show_default=True, help="Stream worker processes.")
