@@ -9,7 +9,7 @@ from auditstream.detectors import config as detector_config
 from auditstream.detectors.engine import DetectionEngine
 from auditstream.detectors.registry import default_detectors
 from auditstream.stream_jobs import anomaly, detect, normalizer
-from auditstream.stream_jobs.app import create_app
+from auditstream.stream_jobs.app import Worker, create_app
 
 
 def build_engine(settings: Settings) -> DetectionEngine:
@@ -30,5 +30,5 @@ def build(settings: Settings) -> faust.App:
 def run(settings: Settings, loglevel: str = "warning") -> None:
     """Run the worker in the foreground until SIGINT / SIGTERM."""
     app = build(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
