@@ -70,6 +70,13 @@ def _reader(bootstrap: str, topic: str, partitions: int) -> tuple[Consumer, int]
     return consumer, total
 
 
+def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    """Messages in ``topic`` now (sum over partitions of high minus low watermark)."""
+    consumer, total = _reader(bootstrap, topic, partitions)
+    consumer.close()
+    return total
+
+
 def read_messages(
     bootstrap: str, topic: str, partitions: int, limit: int, keep: bool, timeout: float = 120.0
 ) -> tuple[ConsumeBaseline, list[tuple[bytes, int, int]]]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
-from auditstream.bench import baselines, procstats
+from auditstream.bench import baselines, faust_baseline, procstats
 from auditstream.bench.lag import LagProbe, LagSummary, Position, bounded
 from auditstream.bench.latency import AlertListener, AlertMatcher, Percentiles
 from auditstream.bench.load import LoadConfig, LoadGenerator, SampleTraffic, StepLoad
@@ -407,6 +407,13 @@ def execute(
     normalized = baselines.bare_consume(
         bootstrap, t.normalized, t.partitions, options.baseline_events
     )
+    run.say("baselines: bare Faust agents (consume; relay to a scratch topic), child processes")
+    faust_consume = faust_baseline.measure(
+        bootstrap, t.normalized, t.partitions, options.baseline_events, "consume"
+    )
+    faust_relay = faust_baseline.measure(
+        bootstrap, t.raw, t.partitions, options.baseline_events, "relay"
+    )
     insert = baselines.direct_insert(
         bootstrap,
         t.normalized,
@@ -417,6 +424,10 @@ def execute(
     base = {
         "consume_raw": round(raw.rate),
         "consume_normalized": round(normalized.rate),
+        "faust_consume_normalized": round(faust_consume.rate),
+        "faust_consume_us_per_event": round(faust_consume.cpu_us_per_event, 1),
+        "faust_relay_raw": round(faust_relay.rate),
+        "faust_relay_us_per_event": round(faust_relay.cpu_us_per_event, 1),
         "insert_rows": round(insert.insert_rate),
         "sink_writer_rows": round(insert.writer_rate),
         "to_row_rows": round(insert.convert_rate),
@@ -634,10 +645,22 @@ def _ratios(
                 base["consume_raw"],
             ),
             Ratio(
+                "worker: normalize (raw → normalized)",
+                c.normalize,
+                "bare Faust agent relaying raw",
+                base["faust_relay_raw"],
+            ),
+            Ratio(
                 "worker: detect (normalized → alerts)",
                 c.detect,
                 "bare consume, normalized topic",
                 base["consume_normalized"],
+            ),
+            Ratio(
+                "worker: detect (normalized → alerts)",
+                c.detect,
+                "bare Faust agent, normalized",
+                base["faust_consume_normalized"],
             ),
             Ratio(
                 "sink: consume → row → insert → commit",

@@ -212,11 +212,28 @@ def render(console: Console, result: E2EResult) -> None:
                 r.stage, _num(r.pipeline), r.baseline_name, _num(r.baseline), f"{r.ratio:.3f}"
             )
         console.print(ratios)
+    floor = framework_floor(result.baselines)
+    if floor:
+        console.print(floor)
     console.print(
         "Peak RSS MB: " + ", ".join(f"{k} {v:,.0f}" for k, v in result.peak_rss_mb.items())
     )
     for note in result.notes:
         console.print(f"note: {note}")
+
+
+def framework_floor(baselines: Mapping[str, float]) -> str | None:
+    """The stream framework's CPU per event before any work of ours, from the bare agents."""
+    relay = baselines.get("faust_relay_us_per_event")
+    consume = baselines.get("faust_consume_us_per_event")
+    if not relay or not consume:
+        return None
+    return (
+        f"Bare Faust agents, CPU per event: relay {relay:,.0f} µs, consume {consume:,.0f} µs; "
+        f"the worker reads every event twice and writes it once at least, so its framework "
+        f"floor is about {relay + consume:,.0f} µs/event (≤ {1e6 / (relay + consume):,.0f} "
+        "events/s a core) before normalizing, detecting or table changelogs"
+    )
 
 
 def _default(value: Any) -> Any:

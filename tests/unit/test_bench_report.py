@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 from rich.console import Console
 
@@ -14,6 +16,7 @@ from auditstream.bench.report import (
     Ratio,
     Stages,
     StepResult,
+    framework_floor,
     render,
     to_json,
 )
@@ -93,3 +96,28 @@ def test_no_sustained_step() -> None:
     render(console, r)
     assert "no step sustained" in console.export_text()
     assert orjson.loads(to_json(r))["max_sustained_rate"] is None
+
+
+def test_framework_floor_adds_the_bare_agents_costs_and_is_shown() -> None:
+    r = dataclasses.replace(
+        result(),
+        baselines={
+            **result().baselines,
+            "faust_relay_us_per_event": 110.0,
+            "faust_consume_us_per_event": 60.0,
+        },
+    )
+    line = framework_floor(r.baselines)
+    assert line is not None
+    assert "relay 110 µs, consume 60 µs" in line
+    assert "about 170 µs/event (≤ 5,882 events/s a core)" in line
+    console = Console(record=True, width=400)
+    render(console, r)
+    assert "about 170 µs/event" in console.export_text()
+
+
+def test_no_framework_floor_without_the_faust_baselines() -> None:
+    assert framework_floor({"consume_raw": 350_000}) is None
+    console = Console(record=True, width=250)
+    render(console, result())
+    assert "Bare Faust agents" not in console.export_text()
