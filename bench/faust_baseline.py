@@ -78,7 +78,6 @@ def _run_child(topic: str, limit: int, mode: str, out: Path) -> None:
     relay = mode == "relay"
     progress: dict[str, Any] = {"count": 0, "wall": None, "cpu": None}
 
-    @app.task
     async def declare() -> None:
         if relay:
             await scratch.maybe_declare()
@@ -103,6 +102,7 @@ def _run_child(topic: str, limit: int, mode: str, out: Path) -> None:
                 out.write_text(json.dumps(result))
                 asyncio.get_running_loop().call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
 
+    app.task(declare)
     app.agent(source, name="bare")(bare)
     Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
