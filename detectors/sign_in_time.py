@@ -22,11 +22,18 @@ The model, per actor, learned online from the actor's successful sign-ins:
   decayed sign-in count, so the prior's weight shrinks as the actor's history grows.
 
 - **Working hours.** With ``learn_from_activity`` the actor's other actions (whatever they
-  do, not only sign-ins) fill a second histogram of the same shape. A sign-in in an hour the
-  actor routinely works in is not odd even if they rarely *sign in* then (a phone session at
-  14:00 for someone whose web sign-in is at 08:00): the score is the larger of the sign-in
-  probability and, once ``min_activity`` actions are known, the share of the actor's actions
-  within an hour of it (any day type).
+  do, not only sign-ins) teach the hours they work in. A sign-in in an hour the actor
+  routinely works in is not odd even if they rarely *sign in* then (a phone session at 14:00
+  for someone whose web sign-in is at 08:00; an evening check-in for someone who checks in
+  some evenings): once ``min_activity`` actions are known, a sign-in whose probability is
+  below the threshold still does not alert when the actor was active within an hour of it
+  (any day type) on at least ``working_day_share`` of their active days. Activity is
+  counted by *presence*, once per local hour per day, not per action: a working day yields
+  dozens of actions, an evening check-in two or three, so a share of actions would make
+  every short session look rare however often it recurs. State: 48 decayed hour-days, the
+  decayed count of active days, the raw action count and the last hour counted.
+  Actions in the session of an odd sign-in (same ``session_id``; without one, the hour after
+  it) teach nothing, so an attacker's night session does not make the next night normal.
   An attacker's 03:00 sign-in for a 9-to-5 actor is rare in both.
 
 A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
@@ -51,6 +58,7 @@ from auditstream.schemas.event import AuditEvent, Outcome
 HOURS = 24
 WEEKDAY, WEEKEND = 0, 1
 _DAY = 86_400_000
+_HOUR = 3_600_000
 _TENANT_PSEUDO = 24.0
 
 
@@ -90,6 +98,13 @@ class SignInTimeSettings(DetectorSettings):
     min_activity: int = Field(
         default=100, ge=1, description="Actions of the actor before their working hours count"
     )
+    working_day_share: float = Field(
+        default=0.02,
+        gt=0,
+        le=1,
+        description="A sign-in is in working hours when the actor was active within an hour of "
+        "it on at least this share of their active days",
+    )
 
     @field_validator("weekend_days")
     @classmethod
@@ -120,8 +135,8 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         hour = local.hour
         now = millis(event.occurred_at)
         if event.action is not Action.SIGN_IN:
-            if settings.learn_from_activity:
-                _learn_activity(state, now, hour, day, settings.half_life_days)
+            if settings.learn_from_activity and not _in_odd_session(state, event, now):
+                _learn_activity(state, now, local, day, settings.half_life_days)
             return []
         _decay(state, now, settings.half_life_days)
         _decay(tenant, now, settings.half_life_days)
@@ -130,15 +145,23 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         if state.get("c", 0) >= settings.min_history:
             p, prior_share = probability(state, tenant, hour, day, settings)
             activity = state.get("a")
+            worked: float | None = None
             if (
                 p < settings.max_probability
                 and settings.learn_from_activity
                 and activity
                 and activity.get("c", 0) >= settings.min_activity
             ):
-                p = max(p, near_share(activity["h"], hour))
-            if p < settings.max_probability:
-                findings.append(self._finding(event, local, state, p, prior_share, settings))
+                worked = working_share(activity, hour)
+            if p < settings.max_probability and (
+                worked is None or worked < settings.working_day_share
+            ):
+                findings.append(
+                    self._finding(event, local, state, p, prior_share, worked, settings)
+                )
+        if findings:
+            # Its session's actions must not teach working hours (see _in_odd_session).
+            state["o"] = {"s": event.session_id, "t": now}
         weight = settings.odd_learning_weight if findings else 1.0
         _learn(state, now, hour, day, weight, settings.half_life_days)
         _learn(tenant, now, hour, day, weight, settings.half_life_days)
@@ -152,11 +175,18 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         state: dict[str, Any],
         p: float,
         prior_share: float,
+        worked: float | None,
         settings: SignInTimeSettings,
     ) -> Finding:
         zone = event.actor.timezone or settings.timezone
         when = f"{local:%H:%M} on {local:%a %Y-%m-%d} ({zone})"
         usual = usual_hours(state["h"])
+        activity = (
+            ""
+            if worked is None
+            else f" They were active within an hour of {local:%H}:00 on {worked:.1%} of their "
+            f"active days (working hours from {settings.working_day_share:.0%})."
+        )
         return Finding(
             severity=Severity.MEDIUM,
             title=f"Sign-in by {event.actor.display_name or event.actor.id} at {local:%H:%M} "
@@ -165,7 +195,7 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
                 f"{event.actor.id} signed in at {when}. Their usual sign-in hours are {usual} "
                 f"(from {state['c']} sign-ins). The estimated probability of a sign-in in the "
                 f"{local:%H}:00 hour is {p:.2%} (tenant prior weight {prior_share:.0%}), "
-                f"below the alert threshold of {settings.max_probability:.2%}."
+                f"below the alert threshold of {settings.max_probability:.2%}.{activity}"
             ),
             window_start=event.occurred_at,
             window_end=event.occurred_at,
@@ -184,28 +214,50 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         )
 
 
+def _in_odd_session(state: dict[str, Any], event: AuditEvent, now: int) -> bool:
+    """Whether ``event`` belongs to the session of the actor's last odd sign-in: the same
+    ``session_id``, or, when that sign-in had none, the hour after it."""
+    odd = state.get("o")
+    if not odd:
+        return False
+    if odd.get("s") is not None:
+        return bool(event.session_id == odd["s"])
+    return 0 <= now - int(odd.get("t", 0)) < _HOUR
+
+
 def _learn_activity(
-    state: dict[str, Any], now: int, hour: int, day: int, half_life_days: float
+    state: dict[str, Any], now: int, local: datetime, day: int, half_life_days: float
 ) -> None:
-    """Count one action in the working-hours histogram; decays at most once a day (cheap)."""
+    """Count an action; the hour histogram counts each local hour of each day once (presence),
+    ``n`` the active days. Decays at most once a day (cheap). Hours are counted in order: an
+    action older than the last hour counted only adds to the raw count ``c``."""
     activity: dict[str, Any] = state.setdefault("a", {})
+    activity["c"] = activity.get("c", 0) + 1
+    slot = local.date().toordinal() * HOURS + local.hour
+    last = activity.get("s")
+    if last is not None and slot <= last:
+        return
     if now - activity.get("t", now) >= _DAY:
         _decay(activity, now, half_life_days)
     counts: list[float] = activity.get("h") or [0.0] * (2 * HOURS)
-    counts[day * HOURS + hour] = round(counts[day * HOURS + hour] + 1.0, 6)
+    bucket = day * HOURS + local.hour
+    counts[bucket] = round(counts[bucket] + 1.0, 6)
     activity["h"] = counts
-    activity["n"] = round(activity.get("n", 0.0) + 1.0, 6)
-    activity["c"] = activity.get("c", 0) + 1
+    if last is None or slot // HOURS != last // HOURS:
+        activity["n"] = round(activity.get("n", 0.0) + 1.0, 6)
+    activity["s"] = slot
     activity.setdefault("t", now)
 
 
-def near_share(counts: list[float], hour: int) -> float:
-    """Share of the counts (both day types) within one hour of ``hour``, circularly."""
-    total = sum(counts)
-    if total <= 0:
+def working_share(activity: dict[str, Any], hour: int) -> float:
+    """Share of the actor's active days on which they were active within an hour of ``hour``
+    (circularly, any day type): the busiest of the three hours, a lower bound on those days."""
+    counts: list[float] = activity.get("h") or []
+    days = float(activity.get("n", 0.0))
+    if not counts or days <= 0:
         return 0.0
-    near = sum(counts[d * HOURS + (hour + k) % HOURS] for d in (0, 1) for k in (-1, 0, 1))
-    return near / total
+    near = max(counts[(hour + k) % HOURS] + counts[HOURS + (hour + k) % HOURS] for k in (-1, 0, 1))
+    return min(1.0, near / days)
 
 
 def _decay(profile: dict[str, Any], now: int, half_life_days: float) -> None:

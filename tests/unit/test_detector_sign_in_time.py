@@ -382,3 +382,129 @@ def test_working_hours_learned_from_other_actions(learn: bool, alerts_at_14: boo
     assert bool(profiles.feed([afternoon])) is alerts_at_14
     night = sign_in(at(date(2026, 2, 11), 3, 10))  # never active at 03:00
     assert len(profiles.feed([night])) == 1
+
+
+# --- working hours by presence -------------------------------------------------------------
+
+NO_PRIOR = SignInTimeSettings(prior_weight=0)
+
+
+def in_session(event: AuditEvent, session: str | None) -> AuditEvent:
+    return event.model_copy(update={"session_id": session})
+
+
+def busy_days(start: date, count: int) -> list[AuditEvent]:
+    """Signs in at 08:05, then works 08:00-17:00, three actions an hour (27 a day)."""
+    events: list[AuditEvent] = []
+    for day in days(start, count):
+        events.append(sign_in(at(day, 8, 5)))
+        events += [work(at(day, hour, minute)) for hour in range(8, 17) for minute in (10, 30, 50)]
+    return events
+
+
+EVENING = [work(at(date(2026, 1, 14), 20, 40)), work(at(date(2026, 1, 14), 20, 50))]
+"""One evening check-in from the phone (its app still signed in): two actions at 20:xx."""
+
+
+def test_one_evening_check_in_makes_evenings_working_hours() -> None:
+    history = by_time([*busy_days(MONDAY, 35), *EVENING])
+    actions = [e for e in history if e.action != "sign_in"]
+    # Two evening actions among hundreds of daytime ones: as a share of actions, evenings
+    # stay below any threshold however often they recur. As a share of days, they do not.
+    assert len(EVENING) / len(actions) < NO_PRIOR.max_probability
+    profiles = Profiles(NO_PRIOR)
+    assert profiles.feed(history) == []
+    assert profiles.feed([sign_in(at(date(2026, 2, 10), 21, 10))]) == []
+    # Near miss: two hours from the evening's activity is outside the one-hour window.
+    [(_, finding)] = profiles.feed([sign_in(at(date(2026, 2, 11), 23, 10))])
+    assert "active within an hour of 23:00 on 0.0% of their active days" in finding.explanation
+
+
+def test_without_the_evening_an_evening_sign_in_alerts() -> None:
+    profiles = Profiles(NO_PRIOR)
+    assert profiles.feed(busy_days(MONDAY, 35)) == []
+    assert len(profiles.feed([sign_in(at(date(2026, 2, 10), 21, 10))])) == 1
+
+
+def test_working_day_share_threshold() -> None:
+    # One evening in 26 active days is about 3.8%: a working hour at 2%, not at 5%.
+    history = by_time([*busy_days(MONDAY, 35), *EVENING])
+    evening = sign_in(at(date(2026, 2, 10), 21, 10))
+    assert Profiles(NO_PRIOR).feed([*history, evening]) == []
+    strict = Profiles(SignInTimeSettings(prior_weight=0, working_day_share=0.05))
+    [(_, finding)] = strict.feed([*history, evening])
+    assert "on 3.8% of their active days" in finding.explanation
+
+
+def test_presence_counts_each_hour_of_each_day_once() -> None:
+    profiles = Profiles()
+    day = date(2026, 1, 6)
+    profiles.feed([work(at(day, 9, m)) for m in range(50)] + [work(at(day, 14, 5))])
+    activity = profiles.state("usr_ann")["a"]
+    assert activity["c"] == 51
+    assert activity["h"][9] == 1.0
+    assert activity["h"][14] == 1.0
+    assert sum(activity["h"]) == 2.0
+    assert activity["n"] == 1.0
+    # An action older than the last hour counted adds to the raw count only.
+    profiles.feed([work(at(day, 10, 0))])
+    activity = profiles.state("usr_ann")["a"]
+    assert (activity["c"], sum(activity["h"]), activity["n"]) == (52, 2.0, 1.0)
+    # The next day is a second active day (the first one decayed by a day's worth).
+    profiles.feed([work(at(day + timedelta(days=1), 9, 0))])
+    activity = profiles.state("usr_ann")["a"]
+    assert activity["h"][9] == activity["n"] == pytest.approx(2.0, abs=0.01)
+    assert activity["h"][9] < 2.0
+
+
+def night_session(night: date, session: str | None, minute: int = 10) -> list[AuditEvent]:
+    """An odd 03:05 sign-in and four actions from ``minute`` past the hour (03:xx or 04:xx)."""
+    hour = 3 if minute < 60 else 4
+    odd = in_session(sign_in(at(night, 3, 5)), session)
+    return [odd, *(in_session(work(at(night, hour, minute % 60 + m)), session) for m in range(4))]
+
+
+@pytest.mark.parametrize(
+    ("session", "minute", "second_night_alerts"),
+    [
+        ("ses_attacker", 10, True),  # the odd session's actions teach nothing
+        (None, 10, True),  # without session ids: the hour after the odd sign-in
+        (None, 70, False),  # near miss: an hour later, the actions count again
+    ],
+)
+def test_odd_session_does_not_make_the_next_night_normal(
+    session: str | None, minute: int, second_night_alerts: bool
+) -> None:
+    profiles = Profiles(NO_PRIOR)
+    assert profiles.feed(busy_days(MONDAY, 35)) == []
+    first = date(2026, 2, 10)
+    assert len(profiles.feed(night_session(first, session, minute))) == 1
+    assert profiles.state("usr_ann")["o"]["s"] == session
+    again = in_session(sign_in(at(first + timedelta(days=2), 3, 40)), "ses_other")
+    assert bool(profiles.feed([again])) is second_night_alerts
+
+
+def test_actions_in_another_session_still_teach() -> None:
+    profiles = Profiles(NO_PRIOR)
+    assert profiles.feed(busy_days(MONDAY, 35)) == []
+    first = date(2026, 2, 10)
+    odd, *browsing = night_session(first, "ses_attacker")
+    assert len(profiles.feed([odd])) == 1
+    # The same night's actions, but in another session (the user's own): they count.
+    assert profiles.feed([in_session(e, "ses_user") for e in browsing]) == []
+    assert profiles.feed([sign_in(at(first + timedelta(days=2), 3, 40))]) == []
+
+
+def test_activity_state_is_fixed_size_and_json() -> None:
+    profiles = Profiles()
+    profiles.feed(busy_days(MONDAY, 700))
+    profiles.feed(night_session(date(2027, 12, 7), "ses_attacker"))
+    state = profiles.state("usr_ann")
+    assert set(state) == {"h", "n", "t", "c", "a", "o"}
+    activity = state["a"]
+    assert set(activity) == {"h", "n", "c", "s", "t"}
+    assert len(activity["h"]) == 2 * HOURS
+    assert activity["c"] > 10_000
+    # Decayed active days stay near their steady state (about 130 weekdays' worth), not 500.
+    assert 50 < activity["n"] < 150
+    assert len(json.dumps(state)) < 2000
