@@ -438,7 +438,7 @@ def execute(
     if matcher.other:
         run.notes.append(f"{matcher.other} alerts from the sample traffic itself (not bursts)")
     if not options.keep:
-        _delete_topics(bootstrap, run.run_id)
+        topics.delete_topics_with(bootstrap, run.run_id)
         shutil.rmtree(home, ignore_errors=True)
     else:
         run.notes.append(f"kept {home} and the topics bench{run.run_id}.*")
@@ -688,14 +688,3 @@ def _ratios(
             )
         )
     return out
-
-
-def _delete_topics(bootstrap: str, run_id: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [name for name in admin.list_topics(timeout=10).topics if run_id in name]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):  # best effort: a leftover topic is harmless
-                future.result()

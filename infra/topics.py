@@ -1,6 +1,8 @@
-"""Create the pipeline's topics when missing."""
+"""Create the pipeline's topics when missing; find and delete a run's topics."""
 
 from __future__ import annotations
+
+import contextlib
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -36,3 +38,22 @@ def ensure_topics(bootstrap_servers: str, topics: Topics, replication: int = 1) 
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def topics_with(bootstrap_servers: str, text: str) -> list[str]:
+    """Topics whose name contains ``text``: a run's own, its Faust app's internal ones
+    (``<app>-...-changelog``) and its repartition topics (``detect-ip-<topic>-by-ip-...``)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    return sorted(t for t in admin.list_topics(timeout=10).topics if text in t)
+
+
+def delete_topics_with(bootstrap_servers: str, text: str) -> list[str]:
+    """Delete every topic whose name contains ``text``; returns their names. Best effort: a
+    topic already gone (or not deletable) is left to the broker."""
+    names = topics_with(bootstrap_servers, text)
+    if names:
+        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(KafkaException):
+                future.result()
+    return names

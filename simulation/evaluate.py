@@ -43,10 +43,8 @@ from auditstream.simulation.metrics import Report, SeenAlert, evaluate
 from auditstream.simulation.plan import Plan, PlanConfig
 from auditstream.simulation.watch import (
     AlertCollector,
-    delete_topics,
     group_lag,
     group_ready,
-    topics_with,
 )
 
 Progress = Callable[[str, int, int | None], None]
@@ -236,7 +234,7 @@ def run(
             status("Stopping the pipeline...")
             pipeline.stop_all()
             if not config.keep_topics:
-                delete_topics(bootstrap, topics_with(bootstrap, f"eval-{run_id}"))
+                topics.delete_topics_with(bootstrap, f"eval-{run_id}")
     report = evaluate(seen, labels, plan.stats.actor_days)
     return EvalResult(
         report=report,
@@ -426,7 +424,7 @@ def _drain(
         pipeline.check()
         repartition = [
             t
-            for t in topics_with(bootstrap, settings.topics.normalized)
+            for t in topics.topics_with(bootstrap, settings.topics.normalized)
             if t.endswith("-repartition")
         ]
         lag = group_lag(bootstrap, group, names + repartition)

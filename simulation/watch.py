@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -127,13 +126,6 @@ def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int | None:
         consumer.close()
 
 
-def topics_with(bootstrap: str, text: str) -> list[str]:
-    """Topics whose name contains ``text``: a run's own, its Faust app's internal ones
-    (``<app>-...-changelog``) and its repartition topics (``detect-ip-<topic>-by-ip-...``)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    return sorted(t for t in admin.list_topics(timeout=10).topics if text in t)
-
-
 def group_ready(bootstrap: str, group: str) -> bool:
     """Does ``group`` have members with partitions assigned (a stable group)?"""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -146,12 +138,3 @@ def group_ready(bootstrap: str, group: str) -> bool:
     return state == "STABLE" and any(
         m.assignment and m.assignment.topic_partitions for m in members
     )
-
-
-def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    if not names:
-        return
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics(list(names), operation_timeout=30).values():
-        with contextlib.suppress(KafkaException):  # already gone: nothing to clean up
-            future.result()

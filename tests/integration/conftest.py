@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Env:
 
     def __init__(self, bootstrap: str, home: Path) -> None:
         run = uuid.uuid4().hex[:10]
+        self.run = run
         self.vars = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "AUDITSTREAM_HOME": str(home),
@@ -91,5 +92,9 @@ class Env:
 
 
 @pytest.fixture
-def env(kafka_bootstrap: str, tmp_path: Path) -> Env:
-    return Env(kafka_bootstrap, tmp_path / "home")
+def env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Env]:
+    environment = Env(kafka_bootstrap, tmp_path / "home")
+    yield environment
+    # Its topics (and its Faust app's changelogs and repartition topics) go with it: a shared
+    # cluster (KAFKA_BOOTSTRAP_SERVERS) is not left with a few hundred test topics.
+    topics.delete_topics_with(kafka_bootstrap, environment.run)

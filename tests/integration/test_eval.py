@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from auditstream.infra.topics import topics_with
 from auditstream.simulation.evaluate import EvalConfig, run
 from auditstream.simulation.plan import PlanConfig
-from auditstream.simulation.watch import topics_with
 
 from .conftest import Env
 
