@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from auditstream.infra.kafka_security import KafkaSecurity, KafkaSecurityError
 
 
 class ConfigError(ValueError):
@@ -73,6 +76,10 @@ class LocalKafka:
     controller_port: int = 19093
     heap_mb: int = 512
     kafka_version: str = "4.1.1"
+    sasl_port: int | None = None
+    """An extra SASL_PLAINTEXT (PLAIN) listener, for testing authenticated clients."""
+    sasl_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """(username, password) pairs the SASL listener accepts."""
 
     @property
     def bootstrap(self) -> str:
@@ -85,6 +92,12 @@ class KafkaSettings:
     external: bool
     """True when ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster: we then start nothing."""
     local: LocalKafka
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    """TLS / SASL for that cluster (``KAFKA_SECURITY_PROTOCOL`` ...; see ``kafka_security``)."""
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings every confluent-kafka client of ours starts from."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
 
 
 @dataclass(frozen=True)
@@ -138,10 +151,20 @@ class Settings:
             heap_mb=_int(env, "AUDITSTREAM_KAFKA_HEAP_MB", 512, 128),
         )
         external = env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        try:
+            security = KafkaSecurity.from_env(env)
+        except KafkaSecurityError as exc:
+            raise ConfigError(str(exc)) from None
+        if security.protocol != "PLAINTEXT" and not external:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={security.protocol} is for a cluster named by "
+                "KAFKA_BOOTSTRAP_SERVERS; the local broker (`auditstream kafka up`) is plaintext"
+            )
         kafka = KafkaSettings(
             bootstrap_servers=external or local.bootstrap,
             external=bool(external),
             local=local,
+            security=security,
         )
         dsn = env.get("AUDITSTREAM_CLICKHOUSE_DSN") or f"chdb://{home / 'clickhouse'}"
         if not dsn.startswith(("chdb://", "http://", "https://")):

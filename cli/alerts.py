@@ -64,7 +64,7 @@ def tail(
     console = Console()
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config(),
             "group.id": f"auditstream-tail-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest" if from_beginning else "latest",

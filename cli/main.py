@@ -120,7 +120,11 @@ def worker() -> None:
     except DetectorConfigError as exc:
         err.print("[red]detector configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
-    topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
+    topics.ensure_topics(
+        settings.kafka.bootstrap_servers,
+        settings.topics,
+        security=settings.kafka.security.librdkafka(),
+    )
     stream_worker.run(settings)
 
 
@@ -132,7 +136,11 @@ def sink() -> None:
     from auditstream.sinks.store import StoreUnavailable
 
     settings = _settings()
-    topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
+    topics.ensure_topics(
+        settings.kafka.bootstrap_servers,
+        settings.topics,
+        security=settings.kafka.security.librdkafka(),
+    )
     try:
         service.run(settings)
     except StoreUnavailable as exc:

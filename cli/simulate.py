@@ -113,7 +113,9 @@ def simulate(
         sys.exit(2)
     bootstrap = settings.kafka.bootstrap_servers
     try:
-        topics.ensure_topics(bootstrap, settings.topics)
+        topics.ensure_topics(
+            bootstrap, settings.topics, security=settings.kafka.security.librdkafka()
+        )
     except Exception as exc:  # confluent-kafka raises KafkaException or a timeout
         console.print(
             f"[red]error:[/red] Kafka at {bootstrap} does not answer ({exc}); start it with "

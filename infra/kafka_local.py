@@ -88,15 +88,33 @@ def provision(local: LocalKafka) -> Path:
     return target
 
 
+def _sasl_lines(local: LocalKafka) -> list[str]:
+    """An extra SASL_PLAINTEXT listener with PLAIN users (``local.sasl_port``), or nothing."""
+    if local.sasl_port is None:
+        return []
+    users = " ".join(f'user_{name}="{password}"' for name, password in local.sasl_users)
+    return [
+        "sasl.enabled.mechanisms=PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+        f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+    ]
+
+
 def _properties(local: LocalKafka) -> str:
+    listeners = [f"PLAINTEXT://127.0.0.1:{local.port}"]
+    if local.sasl_port is not None:
+        listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{local.sasl_port}")
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
-            f"listeners=PLAINTEXT://127.0.0.1:{local.port},CONTROLLER://127.0.0.1:{local.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{local.port}",
+            f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{local.controller_port}",
+            f"advertised.listeners={','.join(listeners)}",
+            "inter.broker.listener.name=PLAINTEXT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map="
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *_sasl_lines(local),
             f"controller.quorum.bootstrap.servers=127.0.0.1:{local.controller_port}",
             f"log.dirs={local.home / 'data'}",
             "num.partitions=6",

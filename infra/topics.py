@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -12,9 +13,19 @@ from auditstream.config import Topics
 DAY_MS = 24 * 3600 * 1000
 
 
-def ensure_topics(bootstrap_servers: str, topics: Topics, replication: int = 1) -> list[str]:
-    """Create any missing topic; returns the names created. Existing topics are left alone."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+def _admin(bootstrap_servers: str, security: Mapping[str, str] | None) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers, **(security or {})})
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Topics,
+    replication: int = 1,
+    security: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Create any missing topic; returns the names created. Existing topics are left alone.
+    ``security``: librdkafka TLS / SASL settings (``KafkaSecurity.librdkafka()``)."""
+    admin = _admin(bootstrap_servers, security)
     existing = set(admin.list_topics(timeout=15).topics)
     wanted = {
         topics.raw: {"retention.ms": str(7 * DAY_MS)},
@@ -40,19 +51,23 @@ def ensure_topics(bootstrap_servers: str, topics: Topics, replication: int = 1) 
     return created
 
 
-def topics_with(bootstrap_servers: str, text: str) -> list[str]:
+def topics_with(
+    bootstrap_servers: str, text: str, security: Mapping[str, str] | None = None
+) -> list[str]:
     """Topics whose name contains ``text``: a run's own, its Faust app's internal ones
     (``<app>-...-changelog``) and its repartition topics (``detect-ip-<topic>-by-ip-...``)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = _admin(bootstrap_servers, security)
     return sorted(t for t in admin.list_topics(timeout=10).topics if text in t)
 
 
-def delete_topics_with(bootstrap_servers: str, text: str) -> list[str]:
+def delete_topics_with(
+    bootstrap_servers: str, text: str, security: Mapping[str, str] | None = None
+) -> list[str]:
     """Delete every topic whose name contains ``text``; returns their names. Best effort: a
     topic already gone (or not deletable) is left to the broker."""
-    names = topics_with(bootstrap_servers, text)
+    names = topics_with(bootstrap_servers, text, security)
     if names:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        admin = _admin(bootstrap_servers, security)
         for future in admin.delete_topics(names, operation_timeout=30).values():
             with contextlib.suppress(KafkaException):
                 future.result()

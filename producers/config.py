@@ -140,6 +140,8 @@ class ProducerConfig:
             "bootstrap_servers": settings.kafka.bootstrap_servers,
             "topic": settings.topics.raw,
             "spool_dir": Path(env.get("AUDITSTREAM_SPOOL_DIR") or settings.home / "spool"),
+            # TLS / SASL from KAFKA_SECURITY_PROTOCOL and friends
+            "librdkafka": settings.kafka.security.librdkafka(),
         }
         text = {
             "durability": "AUDITSTREAM_PRODUCER_DURABILITY",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,8 +215,12 @@ def _header_list(message: Message) -> dead_letter.Headers:
     return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
 
-def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
+def consumer_config(
+    bootstrap_servers: str, group_id: str, security: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``security``: librdkafka TLS / SASL settings (``KafkaSecurity.librdkafka()``)."""
     return {
+        **(security or {}),
         "bootstrap.servers": bootstrap_servers,
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -230,8 +234,11 @@ def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
     }
 
 
-def producer_config(bootstrap_servers: str) -> dict[str, Any]:
+def producer_config(
+    bootstrap_servers: str, security: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return {
+        **(security or {}),
         "bootstrap.servers": bootstrap_servers,
         "enable.idempotence": True,
         "linger.ms": 5,

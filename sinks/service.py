@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 def _loop(settings: Settings, client: Any, spec: TableSpec, topic: str, group: str) -> SinkLoop:
     ch = settings.clickhouse
     bootstrap = settings.kafka.bootstrap_servers
+    security = settings.kafka.security.librdkafka()
     return SinkLoop(
-        consumer=Consumer(consumer_config(bootstrap, group)),
+        consumer=Consumer(consumer_config(bootstrap, group, security)),
         writer=BatchWriter(client, ch.database, spec),
-        dead_letters=Producer(producer_config(bootstrap)),
+        dead_letters=Producer(producer_config(bootstrap, security)),
         config=SinkConfig(
             topic=topic,
             dead_letter_topic=settings.topics.dead_letter,

@@ -90,5 +90,8 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "Monitor": QuietMonitor,
         "autodiscover": False,
     }
+    credentials = settings.kafka.security.faust_credentials()
+    if credentials is not None:
+        conf["broker_credentials"] = credentials
     conf.update(overrides)
     return faust.App(f"{settings.app_id}-worker", **conf)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def wait_for(
 class Env:
     """Settings and helpers for one test's pipeline."""
 
-    def __init__(self, bootstrap: str, home: Path) -> None:
+    def __init__(self, bootstrap: str, home: Path, extra: Mapping[str, str] | None = None) -> None:
         run = uuid.uuid4().hex[:10]
         self.run = run
         self.vars = {
@@ -45,9 +45,11 @@ class Env:
             "AUDITSTREAM_APP_ID": f"test-{run}",
             "AUDITSTREAM_PARTITIONS": "3",
             "AUDITSTREAM_SINK_BATCH_SECONDS": "0.3",
+            **(extra or {}),
         }
         self.settings = Settings.from_env(self.vars)
-        topics.ensure_topics(bootstrap, self.settings.topics)
+        self.security = self.settings.kafka.security.librdkafka()
+        topics.ensure_topics(bootstrap, self.settings.topics, security=self.security)
 
     @property
     def bootstrap(self) -> str:
@@ -68,7 +70,7 @@ class Env:
         """Every message on ``topic`` from the start, once ``expected`` have arrived."""
         consumer = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **self.settings.kafka.client_config(),
                 "group.id": f"reader-{uuid.uuid4()}",
                 "enable.auto.commit": False,
             }
@@ -97,4 +99,4 @@ def env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Env]:
     yield environment
     # Its topics (and its Faust app's changelogs and repartition topics) go with it: a shared
     # cluster (KAFKA_BOOTSTRAP_SERVERS) is not left with a few hundred test topics.
-    topics.delete_topics_with(kafka_bootstrap, environment.run)
+    topics.delete_topics_with(kafka_bootstrap, environment.run, environment.security)
