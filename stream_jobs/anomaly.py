@@ -33,6 +33,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TP
 from pydantic import ValidationError
 
 from auditstream.config import Settings
@@ -150,6 +151,8 @@ def register(
     stats = AnomalyStats()
     lock = asyncio.Lock()
     open_keys: dict[int, set[str]] = defaultdict(set)
+    processed: dict[int, int] = {}
+    """Per partition of the normalized topic, the offset of the last event processed."""
     scan = _Scan()
 
     async def publish(closed: list[windows.ClosedWindow]) -> None:
@@ -183,6 +186,7 @@ def register(
         closed: list[windows.ClosedWindow] = []
         for event in batch:
             stats.events += 1
+            processed[event.message.partition] = event.message.offset
             try:
                 audit = AuditEvent.model_validate_json(event.message.value or b"")
             except ValidationError:
@@ -238,16 +242,26 @@ def register(
 
     def rescan(active: frozenset[int]) -> None:
         open_keys.clear()
+        for gone in set(processed) - active:
+            del processed[gone]  # another worker's now: its offset here goes stale
         for key, value in list(table.data.items()):
             partition = value.get("p") if isinstance(value, dict) else None
             if partition not in active:
                 continue  # a standby copy, or another worker's partition
-            watermark = clock.watermark(partition)
+            watermark = clock.watermark(partition, caught_up(partition))
             if windows.has_open(value):
                 open_keys[partition].add(key)
             elif watermark is not None and windows.forgettable(value, watermark, rules):
                 write(partition, key, None)
         scan.active, scan.at = active, time.monotonic()
+
+    def caught_up(partition: int) -> bool:
+        """Read to the end of the partition (so its quiet is not a stalled consumer)?"""
+        try:
+            high_water = app.consumer.highwater(TP(topics.normalized, partition))
+        except Exception:  # no consumer yet, or the partition is not assigned any more
+            high_water = None
+        return windows.read_to_end(processed.get(partition), high_water)
 
     async def close_idle() -> None:
         if app.rebalancing or app.in_recovery:
@@ -268,7 +282,7 @@ def register(
         due: list[tuple[int, str, dict[str, Any]]] = []
         closed: list[windows.ClosedWindow] = []
         for partition in active:
-            watermark = clock.watermark(partition)
+            watermark = clock.watermark(partition, caught_up(partition))
             if watermark is None:
                 continue
             for key in list(open_keys.get(partition, ())):

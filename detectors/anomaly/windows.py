@@ -147,8 +147,11 @@ class PartitionClock:
     ``max_future``), so it advances with the data: correct under consumer lag and for
     replays of old events. A partition that has delivered nothing for ``quiet_ms`` of wall
     time is caught up (nothing of it is waiting to be read), so its watermark is then the wall
-    clock: windows of a burst followed by silence still close. In memory only: after a
-    restart it starts again from the events and the wall clock.
+    clock: windows of a burst followed by silence still close. Quiet is not enough on its own:
+    a consumer stalled by a rebalance or a slow recovery delivers nothing either while events
+    wait unread, so the caller also says whether the partition is read to its end
+    (``caught_up``, see ``read_to_end``). In memory only: after a restart it starts again from
+    the events and the wall clock.
     """
 
     def __init__(self, quiet_ms: int, max_future_ms: int, wall_ms: Callable[[], int]) -> None:
@@ -165,9 +168,20 @@ class PartitionClock:
         self._max[partition] = max(self._max.get(partition, seen), seen)
         self._last_delivery[partition] = now
 
-    def watermark(self, partition: int) -> int | None:
+    def watermark(self, partition: int, caught_up: bool = True) -> int | None:
         now = self._wall_ms()
         high = self._max.get(partition)
-        if now - self._last_delivery.get(partition, self._started) >= self._quiet_ms:
+        quiet = now - self._last_delivery.get(partition, self._started) >= self._quiet_ms
+        if quiet and caught_up:
             return now if high is None else max(high, now)
         return high
+
+
+def read_to_end(last_processed: int | None, high_water: int | None) -> bool:
+    """Whether a partition is read to its end: the offset after the last event processed is
+    the log's high watermark. Nothing processed since the start counts as read (there was
+    nothing to read, or the wall-clock rule is all a restarted worker has); an unknown high
+    watermark does not."""
+    if last_processed is None:
+        return True
+    return high_water is not None and last_processed + 1 >= high_water

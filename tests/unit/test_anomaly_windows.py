@@ -17,6 +17,7 @@ from auditstream.detectors.anomaly.windows import (
     forgettable,
     has_open,
     observe,
+    read_to_end,
 )
 
 H = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -151,3 +152,20 @@ def test_partition_watermark_follows_events_then_the_wall_clock_when_quiet() -> 
     assert clock.watermark(0) == wall.ms
     assert clock.watermark(5) == wall.ms  # never delivered anything since the start
     assert clock.watermark(1) == millis(H) + 300_000
+
+
+def test_a_quiet_partition_that_is_not_read_to_its_end_keeps_its_event_time() -> None:
+    wall = Wall(millis(H))
+    clock = PartitionClock(quiet_ms=60_000, max_future_ms=300_000, wall_ms=wall)
+    clock.saw(0, millis(H) - 3 * HOUR)
+    wall.ms += 120_000  # nothing delivered for two minutes ...
+    # ... because the consumer is stalled with events unread: not caught up, no wall clock
+    assert clock.watermark(0, caught_up=False) == millis(H) - 3 * HOUR
+    assert clock.watermark(0, caught_up=True) == wall.ms
+
+
+def test_read_to_end_compares_the_last_processed_offset_with_the_high_watermark() -> None:
+    assert read_to_end(41, 42)  # offset 41 processed, the log ends before offset 42
+    assert not read_to_end(40, 42)  # offset 41 is still unread
+    assert not read_to_end(41, None)  # the end of the log is unknown
+    assert read_to_end(None, 42)  # nothing processed since the start: the wall-clock rule
