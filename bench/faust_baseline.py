@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from auditstream.bench.baselines import topic_size
+
 MODES = ("consume", "relay")
 
 
@@ -111,8 +113,6 @@ def measure(
     bootstrap: str, topic: str, partitions: int, limit: int, mode: str, timeout: float = 300.0
 ) -> FaustBaseline:
     """Run the bare agent over (up to) ``limit`` events of ``topic`` in a child process."""
-    from auditstream.bench.baselines import topic_size
-
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
     wanted = min(topic_size(bootstrap, topic, partitions), limit)

@@ -244,11 +244,12 @@ def register(
         open_keys.clear()
         for gone in set(processed) - active:
             del processed[gone]  # another worker's now: its offset here goes stale
+        marks = {p: clock.watermark(p, caught_up(p)) for p in active}  # once per partition
         for key, value in list(table.data.items()):
             partition = value.get("p") if isinstance(value, dict) else None
             if partition not in active:
                 continue  # a standby copy, or another worker's partition
-            watermark = clock.watermark(partition, caught_up(partition))
+            watermark = marks[partition]
             if windows.has_open(value):
                 open_keys[partition].add(key)
             elif watermark is not None and windows.forgettable(value, watermark, rules):

@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from auditstream.infra import topics
 from auditstream.producers import AuditProducer, ProducerConfig
 
 from ..conftest import Broker
@@ -64,8 +65,6 @@ def test_pipeline_over_sasl_stores_events_and_publishes_alerts(
         pipeline.check()
     finally:
         pipeline.stop_all()
-        from auditstream.infra import topics
-
         topics.delete_topics_with(env.bootstrap, env.run, env.security)
     assert {a["rule"] for a in alerts} == {"mass_deletion"}
     assert alerts[0]["actor_id"] == "usr_sasl"
