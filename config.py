@@ -54,6 +54,8 @@ class Topics:
     normalized: str = "audit.events"
     dead_letter: str = "audit.events.dlq"
     alerts: str = "security.alerts"
+    repeats: str = "audit.events.repeats"
+    """Records of events dropped as repeats (docs/decisions/0001-accounting-contract.md)."""
     partitions: int = 6
 
     def with_prefix(self, prefix: str) -> Topics:
@@ -64,6 +66,7 @@ class Topics:
             normalized=prefix + self.normalized,
             dead_letter=prefix + self.dead_letter,
             alerts=prefix + self.alerts,
+            repeats=prefix + self.repeats,
         )
 
 

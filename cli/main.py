@@ -222,6 +222,10 @@ from auditstream.cli.simulate import simulate  # noqa: E402
 cli.add_command(simulate)
 cli.add_command(evaluate)
 
+from auditstream.cli.reconcile import reconcile_command  # noqa: E402
+
+cli.add_command(reconcile_command)
+
 
 def main() -> None:
     cli(prog_name="auditstream")

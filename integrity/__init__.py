@@ -1,0 +1,1 @@
+"""Integrity: proving the log is complete (reconcile) and unaltered."""
