@@ -124,6 +124,8 @@ class ClickHouseSettings:
 @dataclass(frozen=True)
 class NormalizerSettings:
     max_event_bytes: int = 65_536
+    max_future_skew_seconds: float = 86_400.0
+    """How far ahead of the pipeline's clock ``occurred_at`` may be (docs/decisions/0004)."""
     dedup_window_seconds: float = 600.0
     dedup_max_ids: int = 200_000
     batch_size: int = 500
@@ -183,6 +185,9 @@ class Settings:
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
         )
+        normalizer = NormalizerSettings(
+            max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
+        )
         topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
         topics = replace(topics, partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1))
         return cls(
@@ -190,6 +195,7 @@ class Settings:
             kafka=kafka,
             clickhouse=clickhouse,
             topics=topics,
+            normalizer=normalizer,
             app_id=env.get("AUDITSTREAM_APP_ID") or "auditstream",
             detectors_config=Path(env["AUDITSTREAM_DETECTORS_CONFIG"])
             if env.get("AUDITSTREAM_DETECTORS_CONFIG")

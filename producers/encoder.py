@@ -26,9 +26,6 @@ _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _STRICT |= orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-_NONE_IS_ABSENT = ("session_id", "correlation_id")
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """An event ready for Kafka."""
@@ -56,10 +53,6 @@ class EventEncoder:
                     pass
         if "occurred_at" not in fields:
             fields = {**fields, "occurred_at": format_ms(now_ms)}
-        if any(fields.get(name, 0) is None for name in _NONE_IS_ABSENT):
-            # None means "not set" (the default); the schema v1 model raises TypeError on an
-            # explicit None for these two (its max_length applies to None): see the notes.
-            fields = {k: v for k, v in fields.items() if not (v is None and k in _NONE_IS_ABSENT)}
         try:
             event = AuditEvent(**fields)
         except ValidationError as exc:
@@ -76,7 +69,7 @@ class EventEncoder:
             raise InvalidEvent.one("event", f"a value can't be written as JSON: {exc}") from None
         try:
             value = orjson.dumps(doc)
-        except TypeError:  # integers beyond 64 bits: pydantic's serializer writes them
+        except TypeError:  # e.g. a non-string key inside a value: pydantic's serializer writes it
             value = to_json(doc)
         return self._finish(doc, value)
 

@@ -9,9 +9,11 @@ So the two routes can only differ if this module accepts something the model wou
 normalizes it differently; ``tests/unit/test_producer_fastpath.py`` checks both over many
 generated valid and invalid inputs.
 
-Any values (change values, metadata) are not inspected here: the encoder serializes them with
-orjson in a strict mode that refuses every type whose JSON form could differ from pydantic's,
-and falls back to pydantic then.
+Any values (change values, metadata) are checked by the model's own rule (``schemas/values``:
+64-bit integers, finite numbers, bounded nesting); their types are left to the encoder, which
+serializes them with orjson in a strict mode that refuses every type whose JSON form could
+differ from pydantic's, and falls back to pydantic then. Identifiers are checked by the
+model's character rule too (``identifier_problem``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from auditstream.schemas.event import (
     Outcome,
     _known_zone,
 )
+from auditstream.schemas.values import identifier_problem, json_value_problem
 
 EVENT_KEYS = frozenset(
     [
@@ -77,11 +80,11 @@ class _NotFast(Exception):
     """The input needs the full model (it may still be valid)."""
 
 
-def _identifier(value: object) -> str:
+def _identifier(value: object, limit: int = MAX_ID_CHARS) -> str:
     if type(value) is not str:
         raise _NotFast
     value = value.strip()
-    if not 0 < len(value) <= MAX_ID_CHARS:
+    if not 0 < len(value) <= limit or identifier_problem(value) is not None:
         raise _NotFast
     return value
 
@@ -92,9 +95,14 @@ def _optional_identifier(value: object) -> str | None:
     if type(value) is not str:
         raise _NotFast
     value = value.strip()
-    if len(value) > MAX_ID_CHARS:
+    if len(value) > MAX_ID_CHARS or identifier_problem(value) is not None:
         raise _NotFast
     return value
+
+
+def _json_value(value: object) -> None:
+    if json_value_problem(value) is not None:
+        raise _NotFast
 
 
 def _truncated(value: object, limit: int) -> str | None:
@@ -226,7 +234,7 @@ def _resource(value: object) -> dict[str, Any]:
     if type(kind) is not str:
         raise _NotFast
     kind = kind.strip().lower()
-    if not 0 < len(kind) <= 128:
+    if not 0 < len(kind) <= 128 or identifier_problem(kind) is not None:
         raise _NotFast
     out: dict[str, Any] = {"type": kind, "id": _identifier(value.get("id"))}
     name = _truncated(value.get("name"), MAX_NAME_CHARS)
@@ -281,18 +289,14 @@ def _changes(value: object) -> list[dict[str, Any]]:
     for change in value:
         if type(change) is not dict or not change.keys() <= CHANGE_KEYS:
             raise _NotFast
-        name = change.get("field")
-        if type(name) is not str:
-            raise _NotFast
-        name = name.strip()
-        if not 0 < len(name) <= 256:
-            raise _NotFast
-        item: dict[str, Any] = {"field": name}
+        item: dict[str, Any] = {"field": _identifier(change.get("field"), 256)}
         old = change.get("old")
         if old is not None:
+            _json_value(old)
             item["old"] = old
         new = change.get("new")
         if new is not None:
+            _json_value(new)
             item["new"] = new
         out.append(item)
     return out
@@ -367,5 +371,7 @@ def _document(fields: dict[str, Any], now_ms: int, event_id: str) -> dict[str, A
         or any(type(k) is not str for k in metadata)
     ):
         raise _NotFast
+    elif metadata:
+        _json_value(metadata)
     doc["metadata"] = metadata
     return doc

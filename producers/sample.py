@@ -75,12 +75,15 @@ def _value(rng: random.Random, field: str) -> Any:
     return f"{field.replace('_', ' ').title()} {rng.randrange(1000)}"
 
 
-def events(count: int, seed: int = 7, run_id: str = "") -> Iterator[dict[str, Any]]:
-    """``count`` event field sets for ``AuditProducer.emit(**fields)``, over the last hours."""
+def events(
+    count: int, seed: int = 7, run_id: str = "", end: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """``count`` event field sets for ``AuditProducer.emit(**fields)``, over the 8 hours
+    before ``end`` (default: now)."""
     rng = random.Random(seed)
     staff = people(rng)
     verbs, weights = zip(*WEIGHTS.items(), strict=True)
-    start = datetime.now(UTC) - timedelta(hours=8)
+    start = (end or datetime.now(UTC)) - timedelta(hours=8)
     step = timedelta(hours=8) / max(count, 1)
     for n in range(count):
         person = rng.choice(staff)

@@ -2,7 +2,13 @@
 
 One model serves both ends: the producer SDK validates with it before sending, and the
 normalizer validates (leniently: verb synonyms, any UTC offset, stray whitespace) with it
-after receiving. What it accepts is what lands in ClickHouse.
+after receiving. What it accepts is what the store keeps, exactly:
+
+* timestamps between ``EARLIEST`` and ``LATEST`` (1970-01-01 .. 2105-12-31 UTC): ClickHouse's
+  ``DateTime``, which the TTL is computed in, ends in February 2106. The normalizer narrows
+  this to the retention window (``stream_jobs/normalize.py``, docs/decisions/0004);
+* identifiers without control, bidi-formatting or zero-width characters, and JSON values
+  whose integers fit in 64 bits, finite numbers only (``values.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -28,6 +34,14 @@ from pydantic import (
 
 from auditstream.schemas.actions import Action, canonical_action
 from auditstream.schemas.ids import uuid7
+from auditstream.schemas.values import (
+    IDENTIFIER_PATTERN,
+    MAX_INT,
+    MAX_VALUE_DEPTH,
+    MIN_INT,
+    check_identifier,
+    check_json_value,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -88,7 +102,9 @@ def _lower(value: Any) -> Any:
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+LATEST = datetime(2106, 1, 1, tzinfo=UTC)
+"""Exclusive. ClickHouse's ``DateTime`` (TTL arithmetic) wraps on 2106-02-07."""
+_YEARS = f"{EARLIEST.year}-{LATEST.year - 1}"
 
 
 def _to_utc_ms(value: datetime) -> datetime:
@@ -97,7 +113,9 @@ def _to_utc_ms(value: datetime) -> datetime:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
     if not EARLIEST <= value < LATEST:
-        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+        raise ValueError(
+            f"{value.isoformat()} is outside {_YEARS} (UTC), the range the store can keep"
+        )
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -114,12 +132,42 @@ UtcMillis = Annotated[
     datetime,
     AfterValidator(_to_utc_ms),
     PlainSerializer(format_ts, return_type=str, when_used="json"),
+    # The year as written (before any offset is applied); the model checks the UTC instant.
+    Field(json_schema_extra={"pattern": r"^(19[7-9][0-9]|20[0-9][0-9]|210[0-5])-"}),
 ]
-Identifier = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=MAX_ID_CHARS)]
+_NO_HIDDEN_CHARACTERS = Field(json_schema_extra={"pattern": IDENTIFIER_PATTERN})
+
+
+# Identifiers: stripped, 1 .. N characters, none of them hidden (``values.py``).
+Identifier = Annotated[
+    Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)],
+    BeforeValidator(_strip),
+    AfterValidator(check_identifier),
+    _NO_HIDDEN_CHARACTERS,
+]
+FieldName = Annotated[
+    Annotated[str, Field(min_length=1, max_length=256)],
+    BeforeValidator(_strip),
+    AfterValidator(check_identifier),
+    _NO_HIDDEN_CHARACTERS,
+]
 OptionalIdentifier = Annotated[
-    Annotated[str, Field(max_length=MAX_ID_CHARS)] | None, BeforeValidator(_strip)
+    Annotated[
+        Annotated[str, Field(max_length=MAX_ID_CHARS)],
+        AfterValidator(check_identifier),
+        _NO_HIDDEN_CHARACTERS,
+    ]
+    | None,
+    BeforeValidator(_strip),
 ]
 Name = Annotated[str | None, _truncate(MAX_NAME_CHARS), Field(default=None)]
+_VALUE_RULES = (
+    f"integers within {MIN_INT} .. {MAX_INT} (kept exactly; send larger ones as strings), "
+    f"finite numbers only, nested at most {MAX_VALUE_DEPTH} levels"
+)
+JsonValue = Annotated[
+    Any, AfterValidator(check_json_value), Field(description=f"Any JSON value: {_VALUE_RULES}")
+]
 
 
 def _check_ip(value: str | None) -> str | None:
@@ -155,6 +203,7 @@ def _check_zone(value: str | None) -> str | None:
 def _canonical_action(value: Any) -> Any:
     if isinstance(value, Action) or not isinstance(value, str):
         return value
+    check_identifier(value.strip())
     action = canonical_action(value)
     if action is None:
         known = ", ".join(a.value for a in Action)
@@ -181,7 +230,12 @@ class Actor(_Model):
 class Resource(_Model):
     """What it was done to."""
 
-    type: Annotated[str, BeforeValidator(_lower), Field(min_length=1, max_length=128)]
+    type: Annotated[
+        Annotated[str, Field(min_length=1, max_length=128)],
+        BeforeValidator(_lower),
+        AfterValidator(check_identifier),
+        _NO_HIDDEN_CHARACTERS,
+    ]
     id: Identifier
     name: Name = None
 
@@ -189,9 +243,9 @@ class Resource(_Model):
 class FieldChange(_Model):
     """One field's value before and after (any JSON value; None when absent)."""
 
-    field: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=256)]
-    old: Any = None
-    new: Any = None
+    field: FieldName
+    old: JsonValue = None
+    new: JsonValue = None
 
 
 class Location(_Model):
@@ -218,7 +272,14 @@ class AuditEvent(_Model):
     event_id: uuid.UUID = Field(
         default_factory=uuid7, description="Unique, time-ordered (UUIDv7) event id"
     )
-    occurred_at: UtcMillis = Field(description="When it happened, stamped at the source (UTC)")
+    occurred_at: UtcMillis = Field(
+        description=(
+            "When it happened, stamped at the source (UTC). The store keeps "
+            f"{EARLIEST.date()} .. {(LATEST - timedelta(days=1)).date()}; the pipeline "
+            "takes it only within the retention window (AUDITSTREAM_RETENTION_DAYS) and at "
+            "most AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS ahead of its clock"
+        )
+    )
     received_at: UtcMillis | None = Field(
         default=None, description="When the pipeline received it (UTC); set by the normalizer"
     )
@@ -239,7 +300,11 @@ class AuditEvent(_Model):
     parent_event_id: uuid.UUID | None = Field(
         default=None, description="The event that caused this one (cascade changes)"
     )
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    metadata: Annotated[dict[str, Any], AfterValidator(check_json_value)] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_KEYS,
+        description=f"Free-form context; values are any JSON: {_VALUE_RULES}",
+    )
 
     @property
     def key(self) -> bytes:

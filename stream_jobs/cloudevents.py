@@ -11,15 +11,28 @@ The data is an audit event as in ``schemas/audit_event.v1.schema.json``. Attribu
 what the data leaves out, never override it:
 
 =====================  =====================================================================
-``id`` + ``source``     ``event_id``: the id itself when it is a UUID, else a UUIDv5 of
-                        ``source`` and ``id`` (the pair is unique by the spec, so a resent
-                        CloudEvent keeps its event id and is deduplicated)
+``id`` + ``source``     ``event_id``: the id itself when it is a UUID, else a UUIDv5 of the
+                        tenant, ``source`` and ``id`` (see below)
 ``time``                ``occurred_at``
 ``type``                ``action``: its last dot-separated part (``com.acme.invoice.deleted``
                         -> ``deleted`` -> ``delete``)
 ``tenantid`` (ext.)     ``tenant_id``
 ``source``, ``type``    ``metadata.ce_source``, ``metadata.ce_type`` (provenance)
 =====================  =====================================================================
+
+**Event ids.** The spec makes ``source`` + ``id`` unique per producer, not across tenants,
+and a UUIDv5 is predictable: were it made of ``source`` and ``id`` alone, one tenant could
+send another's next id first. So the tenant is part of the name hashed::
+
+    event_id = uuid5(NAMESPACE, tenant_id + "\\n" + source + "\\n" + id)  # "\\n": a line feed
+
+with ``tenant_id`` as the event will carry it (the data's, else the ``tenantid`` extension;
+stripped, as the schema strips it) and ``NAMESPACE`` = ``6f1c2a3e-8d4b-5b7a-9c0d-2e4f6a8b0c1d``.
+A tenant id has no control characters and a URI-reference ``source`` no raw line breaks, so
+distinct triples never share a name. A resent CloudEvent keeps its event id, so it is a
+repeat; the same ``id`` from two tenants gives two ids. A UUID ``id`` is taken as it is, like
+an ``event_id`` a producer sets: identity in the pipeline is (tenant_id, event_id), so
+another tenant sending the same UUID sends another event.
 """
 
 from __future__ import annotations
@@ -30,13 +43,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
+from pydantic_core import from_json
 
 HeaderItems = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 
 STRUCTURED_TYPE = "application/cloudevents"
 REQUIRED = ("id", "source", "type")
-_NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5b7a-9c0d-2e4f6a8b0c1d")
+NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5b7a-9c0d-2e4f6a8b0c1d")
 
 
 class CloudEventError(ValueError):
@@ -85,7 +98,7 @@ def _structured_data(document: Mapping[str, Any]) -> Any:
     if "data_base64" in document:
         try:
             raw = base64.b64decode(document["data_base64"], validate=True)
-            return orjson.loads(raw)
+            return from_json(raw, allow_inf_nan=False)  # integers kept exact, as in normalize
         except (binascii.Error, TypeError, ValueError) as exc:
             raise CloudEventError(f"data_base64 is not base64 of a JSON object: {exc}") from None
     if "data" not in document:
@@ -93,22 +106,25 @@ def _structured_data(document: Mapping[str, Any]) -> Any:
     data = document["data"]
     if isinstance(data, str):  # data as a JSON string (some SDKs do this)
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            return from_json(data, allow_inf_nan=False)
+        except ValueError as exc:
             raise CloudEventError(f"data is a string but not JSON: {exc}") from None
     return data
 
 
 def _merge(event: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
     ce_id, source, kind = attributes["id"], attributes["source"], attributes["type"]
+    if "tenant_id" not in event and attributes.get("tenantid"):
+        event["tenant_id"] = attributes["tenantid"]
     if "event_id" not in event:
-        event["event_id"] = str(_event_id(ce_id, source))
+        tenant = event.get("tenant_id")
+        # Not a string: the schema refuses the event, whatever its id.
+        tenant = tenant.strip() if isinstance(tenant, str) else ""
+        event["event_id"] = str(event_id(tenant, source, ce_id))
     if "occurred_at" not in event and attributes.get("time"):
         event["occurred_at"] = attributes["time"]
     if "action" not in event:
         event["action"] = kind.rsplit(".", 1)[-1]
-    if "tenant_id" not in event and attributes.get("tenantid"):
-        event["tenant_id"] = attributes["tenantid"]
     metadata = event.get("metadata")
     if metadata is None:
         metadata = event["metadata"] = {}
@@ -118,8 +134,9 @@ def _merge(event: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, An
     return event
 
 
-def _event_id(ce_id: str, source: str) -> uuid.UUID:
+def event_id(tenant_id: str, source: str, ce_id: str) -> uuid.UUID:
+    """The event id of a CloudEvent: ``ce_id`` if it is a UUID, else a UUIDv5 (see above)."""
     try:
         return uuid.UUID(ce_id)
     except ValueError:
-        return uuid.uuid5(_NAMESPACE, f"{source}\n{ce_id}")
+        return uuid.uuid5(NAMESPACE, f"{tenant_id}\n{source}\n{ce_id}")

@@ -1,22 +1,38 @@
-"""Normalize one raw event: validate, canonicalize, stamp receipt, drop repeats.
+"""Normalize one raw event: validate, canonicalize, check its time, stamp receipt, drop repeats.
 
 A pure step with no I/O: it takes bytes (and the message headers) and returns what should
-happen to them. The Faust agent in ``normalizer.py`` does the sending. CloudEvents (binary
+happen to them; the consume loop in ``normalizer.py`` does the sending. CloudEvents (binary
 mode with ``ce_*`` headers, or structured mode) are unwrapped by ``cloudevents.py`` first.
+
+The step is total: every input gives one outcome, ``Normalized``, ``Invalid`` (dead-letter
+it, with the reason) or ``Duplicate`` (a repeat of an event of the same tenant seen within
+the window). An event is accepted only if the store keeps it, exactly, for its retention
+(docs/decisions/0004-accepted-time-range.md):
+
+* JSON is read with integers kept exact (``pydantic_core.from_json``; orjson would round
+  those beyond 64 bits to floats), and the schema refuses what it can't keep exactly;
+* ``occurred_at`` older than the retention horizon (``now - AUDITSTREAM_RETENTION_DAYS``)
+  would be deleted by the table's TTL at the next merge: ``outside_retention``;
+* ``occurred_at`` more than ``AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS`` ahead of the clock is a
+  wrong clock at the source (and, far enough ahead, past what the TTL can compute): ``in_future``.
+
+Repeats are judged by (tenant_id, event_id): one tenant can't make another's event vanish.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-import orjson
 from pydantic import ValidationError
+from pydantic_core import from_json
 
+from auditstream.config import ClickHouseSettings, NormalizerSettings, Settings
 from auditstream.schemas.codec import describe, encode
-from auditstream.schemas.event import AuditEvent
+from auditstream.schemas.event import AuditEvent, format_ts
 from auditstream.stream_jobs import cloudevents
 from auditstream.stream_jobs.dedup import RecentIds
 
@@ -29,6 +45,10 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_EVENT = "invalid_event"
     INVALID_CLOUDEVENT = "invalid_cloudevent"
+    OUTSIDE_RETENTION = "outside_retention"
+    """``occurred_at`` is older than the retention horizon: the TTL would delete it at once."""
+    IN_FUTURE = "in_future"
+    """``occurred_at`` is further ahead of the pipeline's clock than the allowed skew."""
 
 
 @dataclass(frozen=True)
@@ -46,22 +66,56 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Duplicate:
+    """A repeat of ``(tenant_id, event_id)`` within the window; the first one was kept."""
+
     event_id: str
+    tenant_id: str
 
 
 Outcome = Normalized | Invalid | Duplicate
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Normalizer:
+    """``Normalizer(...)(raw, headers) -> Outcome``; build it with ``from_settings``."""
+
     def __init__(
         self,
         max_event_bytes: int,
         recent: RecentIds,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = _utc_now,
+        *,
+        retention_days: int = ClickHouseSettings.retention_days,
+        max_future_skew_seconds: float = NormalizerSettings.max_future_skew_seconds,
     ) -> None:
         self._max_bytes = max_event_bytes
         self._recent = recent
         self._now = now
+        self._retention_days = retention_days
+        self._retention = timedelta(days=retention_days)
+        self._skew_seconds = max_future_skew_seconds
+        self._skew = timedelta(seconds=max_future_skew_seconds)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        now: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Normalizer:
+        """The normalizer ``settings`` describe; ``now`` stamps and judges times, ``clock``
+        (monotonic seconds) times the repeat window."""
+        conf = settings.normalizer
+        return cls(
+            conf.max_event_bytes,
+            RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids, clock),
+            now,
+            retention_days=settings.clickhouse.retention_days,
+            max_future_skew_seconds=conf.max_future_skew_seconds,
+        )
 
     def __call__(
         self, raw: bytes | None, headers: cloudevents.HeaderItems | None = None
@@ -73,8 +127,8 @@ class Normalizer:
                 Reason.OVERSIZED, f"{len(raw)} bytes is over the {self._max_bytes}-byte limit"
             )
         try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            document = from_json(raw, allow_inf_nan=False)
+        except ValueError as exc:
             return Invalid(Reason.INVALID_JSON, f"not JSON: {exc}")
         if not isinstance(document, dict):
             return Invalid(Reason.INVALID_JSON, "an event is a JSON object")
@@ -89,12 +143,36 @@ class Normalizer:
             event = AuditEvent.model_validate(document)
         except ValidationError as exc:
             return Invalid(Reason.INVALID_EVENT, describe(exc))
-        if self._recent.seen_before(event.event_id):
-            return Duplicate(str(event.event_id))
-        event = event.model_copy(update={"received_at": _ms(self._now())})
+        now = self._now().astimezone(UTC)
+        problem = self._outside_window(event.occurred_at, now)
+        if problem is not None:
+            return problem
+        if self._recent.seen_before(event.tenant_id, event.event_id):
+            return Duplicate(str(event.event_id), event.tenant_id)
+        event = event.model_copy(update={"received_at": _ms(now)})
         return Normalized(event=event, key=event.key, value=encode(event))
+
+    def _outside_window(self, occurred_at: datetime, now: datetime) -> Invalid | None:
+        horizon = now - self._retention
+        if occurred_at < horizon:
+            return Invalid(
+                Reason.OUTSIDE_RETENTION,
+                f"occurred_at {format_ts(occurred_at)} is older than the retention horizon "
+                f"{format_ts(horizon)} (now - AUDITSTREAM_RETENTION_DAYS={self._retention_days}"
+                " days): the store would delete it at once. To keep it, raise "
+                "AUDITSTREAM_RETENTION_DAYS and replay it from the dead-letter topic",
+            )
+        latest = now + self._skew
+        if occurred_at > latest:
+            return Invalid(
+                Reason.IN_FUTURE,
+                f"occurred_at {format_ts(occurred_at)} is more than "
+                f"AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS={self._skew_seconds:g} ahead of the "
+                f"pipeline's clock ({format_ts(now)}): fix the source's clock, or raise the "
+                "setting and replay it from the dead-letter topic",
+            )
+        return None
 
 
 def _ms(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)

@@ -9,8 +9,14 @@ of that: it converts only what JSON cannot carry (ids, times, enums) and assembl
 models the way pydantic's ``model_construct`` does, without its per-call overhead.
 
 What is not in canonical form (not JSON, a missing or unknown field, an unknown enum value,
-a timestamp not in UTC) raises ``NotCanonical``; callers then fall back to full validation,
-which says what is wrong. ``tests/unit/test_trusted_decode.py`` checks that both agree.
+a timestamp not in UTC or outside the store's range, an identifier with a character the
+schema refuses, a number the JSON reader may have rounded, values nested too deep) raises
+``NotCanonical``; callers then fall back to full validation, which says what is wrong.
+``tests/unit/test_trusted_decode.py`` checks that both agree.
+
+orjson reads integers beyond 64 bits as floats; the normalizer never writes one (the schema
+refuses them), so a float here that is integral and at least 2**63 in size may be such an
+integer: it goes to full validation, whose reader keeps it exact.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from pydantic_core import PydanticUndefined
 
 from auditstream.schemas.actions import Action
 from auditstream.schemas.event import (
+    EARLIEST,
+    LATEST,
     Actor,
     ActorType,
     AuditEvent,
@@ -35,6 +43,7 @@ from auditstream.schemas.event import (
     Outcome,
     Resource,
 )
+from auditstream.schemas.values import MAX_VALUE_DEPTH, identifier_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -90,6 +99,7 @@ def decode(value: bytes) -> AuditEvent:
         doc = orjson.loads(value)
         if doc.get("schema_version", 1) != 1:
             raise NotCanonical("unknown schema version")
+        _ids(doc, "tenant_id", "session_id", "correlation_id")
         doc["event_id"] = uuid.UUID(doc["event_id"])
         doc["occurred_at"] = _utc(doc["occurred_at"])
         if "received_at" in doc:
@@ -102,14 +112,22 @@ def decode(value: bytes) -> AuditEvent:
         if "parent_event_id" in doc:
             doc["parent_event_id"] = uuid.UUID(doc["parent_event_id"])
         actor = doc["actor"]
+        _ids(actor, "id")
         if "type" in actor:
             actor["type"] = ActorType(actor["type"])
         doc["actor"] = _actor(actor)
+        _ids(doc["resource"], "type", "id")
         doc["resource"] = _resource(doc["resource"])
         if "location" in doc:
             doc["location"] = _location(doc["location"])
         if "changes" in doc:
+            for change in doc["changes"]:
+                _ids(change, "field")
+                _exact(change.get("old"), 0)
+                _exact(change.get("new"), 0)
             doc["changes"] = [_change(c) for c in doc["changes"]]
+        if "metadata" in doc:
+            _exact(doc["metadata"], 0)
         return _event(doc)
     except NotCanonical:
         raise
@@ -120,4 +138,30 @@ def decode(value: bytes) -> AuditEvent:
 def _utc(value: str) -> datetime:
     if not value.endswith("Z"):
         raise NotCanonical(f"{value!r} is not a canonical UTC timestamp")
-    return datetime.fromisoformat(value)
+    stamp = datetime.fromisoformat(value)
+    if not EARLIEST <= stamp < LATEST:
+        raise NotCanonical(f"{value!r} is outside the store's range")
+    return stamp
+
+
+def _ids(doc: dict[str, Any], *names: str) -> None:
+    for name in names:
+        value = doc.get(name)
+        if type(value) is str and not value.isprintable() and identifier_problem(value):
+            raise NotCanonical(f"{name}: {identifier_problem(value)}")
+
+
+_ROUNDED = float(2**63)
+
+
+def _exact(value: Any, depth: int) -> None:
+    """Refuse what full validation judges differently: maybe-rounded integers, deep nesting."""
+    kind = type(value)
+    if kind is float:
+        if abs(value) >= _ROUNDED and value.is_integer():
+            raise NotCanonical(f"{value!r} may be an integer beyond 64 bits, read as a float")
+    elif kind is dict or kind is list:
+        if depth >= MAX_VALUE_DEPTH:
+            raise NotCanonical(f"nested deeper than {MAX_VALUE_DEPTH} levels")
+        for item in value.values() if kind is dict else value:
+            _exact(item, depth + 1)

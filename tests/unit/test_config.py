@@ -171,3 +171,20 @@ def test_settings_are_frozen(home: Path) -> None:
     s = settings(home)
     with pytest.raises(AttributeError):
         s.app_id = "other"  # type: ignore[misc]
+
+
+def test_max_future_skew(home: Path) -> None:
+    assert settings(home).normalizer.max_future_skew_seconds == 86_400
+    assert (
+        settings(home, AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS="").normalizer.max_future_skew_seconds
+        == 86_400
+    )
+    s = settings(home, AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS="300")
+    assert s.normalizer.max_future_skew_seconds == 300
+    for bad, message in [
+        ("0", "must be positive"),
+        ("a day", "is not a number"),
+        ("inf", "finite"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            settings(home, AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS=bad)

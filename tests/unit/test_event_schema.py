@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -25,6 +26,7 @@ from auditstream.schemas.event import (
     format_ts,
     partition_key,
 )
+from auditstream.schemas.values import MAX_VALUE_DEPTH
 
 
 def doc(**overrides: Any) -> dict[str, Any]:
@@ -387,3 +389,140 @@ def test_partition_key_is_injective_over_tricky_parts() -> None:
     pairs = list(itertools.product(parts, repeat=2))
     keys = {partition_key(t, a) for t, a in pairs}
     assert len(keys) == len(pairs)
+
+
+# Identifiers refuse hidden characters (issue 9, item 11); see schemas/values.py.
+
+HIDDEN = [0x00, 0x09, 0x0A, 0x1B, 0x1F, 0x7F, 0x80, 0x85, 0x9F, 0x061C, 0x200B, 0x200C, 0x200D]
+HIDDEN += [0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2060, 0x2066, 0x2067]
+HIDDEN += [0x2068, 0x2069, 0xFEFF]
+IDENTIFIER_FIELDS: list[tuple[str, Any]] = [
+    ("tenant_id", lambda t: doc(tenant_id=t)),
+    ("actor.id", lambda t: doc(actor={"id": t})),
+    ("resource.id", lambda t: doc(resource={"type": "doc", "id": t})),
+    ("resource.type", lambda t: doc(resource={"type": t, "id": "1"})),
+    ("session_id", lambda t: doc(session_id=t)),
+    ("correlation_id", lambda t: doc(correlation_id=t)),
+    ("changes.0.field", lambda t: doc(changes=[{"field": t}])),
+    ("action", lambda t: doc(action="up" + t[2:] + "date")),
+]
+
+
+@pytest.mark.parametrize(("loc", "build"), IDENTIFIER_FIELDS, ids=[f[0] for f in IDENTIFIER_FIELDS])
+@pytest.mark.parametrize("point", HIDDEN, ids=lambda p: f"U+{p:04X}")
+def test_identifiers_refuse_hidden_characters(loc: str, build: Any, point: int) -> None:
+    message = errors_of(build("ab" + chr(point) + "cd"))
+    assert message.startswith(f"{loc}: U+{point:04X} (")
+    assert "at position 2 is not allowed in an identifier" in message
+
+
+def test_the_message_names_the_character() -> None:
+    assert errors_of(doc(tenant_id="ac\u202eme")).startswith(
+        "tenant_id: U+202E (RIGHT-TO-LEFT OVERRIDE) at position 2"
+    )
+    assert errors_of(doc(tenant_id="a\x00")).startswith("tenant_id: U+0000 (NUL) at position 1")
+    assert errors_of(doc(actor={"id": "a\x9bb"})).startswith(
+        "actor.id: U+009B (control character) at position 1"
+    )
+
+
+def test_identifier_whitespace_at_the_ends_is_still_stripped() -> None:
+    event = AuditEvent.model_validate(doc(tenant_id="\tacme\n", actor={"id": " u\x85"}))
+    assert (event.tenant_id, event.actor.id) == ("acme", "u")
+
+
+@pytest.mark.parametrize("text", ["müller", "用户", "a\u00a0b", "🙂", "a b", "Ω-1"])
+def test_identifiers_keep_visible_unicode(text: str) -> None:
+    event = AuditEvent.model_validate(doc(tenant_id=text, resource={"type": "doc", "id": text}))
+    assert event.tenant_id == event.resource.id == text
+
+
+def test_free_text_keeps_hidden_characters() -> None:
+    text = "\u202eevil\u200b\x1b[0m\x00"
+    event = AuditEvent.model_validate(
+        doc(
+            actor={"id": "u", "display_name": text, "email": text},
+            resource={"type": "doc", "id": "1", "name": text},
+            user_agent=text,
+            location={"city": text, "region": text},
+            changes=[{"field": "f", "old": text, "new": {"k": text}}],
+            metadata={"m": text, text: 1},
+        )
+    )
+    assert event.actor.display_name == event.resource.name == event.user_agent == text
+    assert event.changes[0].old == text
+    assert event.metadata == {"m": text, text: 1}
+
+
+@pytest.mark.parametrize("field", ["session_id", "correlation_id"])
+def test_explicit_none_for_optional_identifiers_is_unset(field: str) -> None:
+    assert getattr(AuditEvent.model_validate(doc(**{field: None})), field) is None
+
+
+# JSON values are kept exactly or refused (issue 9, item 11).
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**100, -(2**200)])
+def test_integers_beyond_64_bits_are_refused(number: int) -> None:
+    for document, loc in [
+        (doc(changes=[{"field": "f", "old": number}]), "changes.0.old"),
+        (doc(changes=[{"field": "f", "new": [number]}]), "changes.0.new"),
+        (doc(metadata={"a": {"b": number}}), "metadata"),
+    ]:
+        message = errors_of(document)
+        assert message.startswith(f"{loc}: integer "), message
+        assert "is outside the range kept exactly" in message
+
+
+def test_huge_integers_are_described_without_printing_them() -> None:
+    message = errors_of(doc(metadata={"x": 10**5000}))
+    assert message.startswith("metadata: integer of 16610 bits is outside the range")
+
+
+@pytest.mark.parametrize("number", [2**64 - 1, -(2**63), 0, True])
+def test_integers_within_64_bits_are_kept(number: int) -> None:
+    event = AuditEvent.model_validate(doc(changes=[{"field": "f", "new": number}]))
+    assert event.changes[0].new == number
+    assert type(event.changes[0].new) is type(number)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused(number: float) -> None:
+    message = errors_of(doc(metadata={"x": [1, number]}))
+    assert message == (
+        f'metadata: {number!r} is not a finite number (JSON has no NaN or Infinity) (at ["x"][1])'
+    )
+    assert errors_of(doc(changes=[{"field": "f", "old": number}])).startswith("changes.0.old: ")
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_non_finite_numbers_in_json_are_refused(literal: bytes) -> None:
+    # pydantic's own JSON reader takes NaN and Infinity; the schema still refuses them
+    raw = orjson.dumps(doc()).replace(
+        b'"tenant_id"', b'"metadata":{"x":' + literal + b'},"tenant_id"'
+    )
+    with pytest.raises(ValidationError, match="not a finite number"):
+        AuditEvent.model_validate_json(raw)
+
+
+def test_values_nest_at_most_64_levels() -> None:
+    nested: Any = "leaf"
+    for _ in range(MAX_VALUE_DEPTH):
+        nested = [nested]
+    AuditEvent.model_validate(doc(changes=[{"field": "f", "new": nested}]))
+    message = errors_of(doc(changes=[{"field": "f", "new": [nested]}]))
+    assert message.startswith("changes.0.new: nested deeper than 64 levels (at [0][0]")
+
+
+@pytest.mark.parametrize(
+    "stamp", ["1970-01-01T00:00:00Z", "2105-12-31T23:59:59.999Z", "2106-01-01T00:30:00+01:00"]
+)
+def test_the_store_range_is_accepted(stamp: str) -> None:
+    AuditEvent.model_validate(doc(occurred_at=stamp))
+
+
+@pytest.mark.parametrize("stamp", ["1969-12-31T23:59:59.999Z", "2106-01-01T00:00:00Z"])
+def test_beyond_the_store_range_is_refused(stamp: str) -> None:
+    assert "is outside 1970-2105 (UTC), the range the store can keep" in errors_of(
+        doc(occurred_at=stamp)
+    )

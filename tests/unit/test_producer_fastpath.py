@@ -35,13 +35,23 @@ STRINGS: list[Any] = [
     "d3", "ü1", "deu", "203.0.113.9", " 203.0.113.9 ", "::ffff:10.0.0.1", "2001:db8::1",
     "999.1.1.1", "member", " API ", "robot", "success", "FAILURE", "nope", "web", "Mobile",
     "update", "Deleted", "log-in", "teleport", "x" * 1100, "a:b", "a\\b",
+    # hidden characters: identifiers refuse them, free text keeps them (schemas/values.py)
+    "a\x00b", "nul\x00", "\x1b[31mred", "del\x7f", "c1\x9b", " \x85trail\x85 ", "\u061cx",
+    "zw\u200bsp", "\u200dzwj", "lrm\u200e", "rlm\u200f", "\u202aembed", "rlo\u202eexe.gnp",
+    "wj\u2060", "\u2066iso\u2069", "\ufeffbom", "nb\u00a0sp", "müller", "用户", "🙂",
+    "up\u200bdate", "delete\u202e", "Europe/Ber\u200blin", "web\u2060", "de\u200b",
 ]  # fmt: skip
 ODD: list[Any] = [
     None, 0, 1, -1, 1.5, float("nan"), float("inf"), True, False, b"bytes", [], {}, (), ["x"],
     {"k": "v"}, uuid.uuid4(), datetime(2026, 1, 1), Action.UPDATE, ActorType.API, Channel.WEB,
-    Outcome.DENIED, 10**30, object(),
+    Outcome.DENIED, 10**30, object(), 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, -float("inf"),
 ]  # fmt: skip
 VALUES: list[Any] = STRINGS + ODD
+
+
+DEEP: Any = "leaf"
+for _ in range(63):
+    DEEP = [DEEP]  # 63 levels: metadata {"k": DEEP} is the deepest it takes; a change value, [DEEP]
 
 
 def base_fields(rng: random.Random) -> dict[str, Any]:
@@ -91,8 +101,10 @@ def _value_for(path: tuple[str, ...], rng: random.Random) -> Any:
                 datetime(2026, 5, 6, 7, 8, 9, 999_999),
                 datetime(2026, 5, 6, 7, 8, 9, 123_456, tzinfo=timezone(timedelta(hours=5))),
                 datetime(1969, 12, 31, 23, 59, tzinfo=UTC),
+                datetime(2105, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+                datetime(2106, 1, 1, tzinfo=UTC),
+                datetime(2106, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
                 datetime(2199, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
-                datetime(2200, 1, 1, tzinfo=UTC),
                 "2026-01-01T00:00:00Z",
                 1_700_000_000,
                 None,
@@ -113,6 +125,17 @@ def _value_for(path: tuple[str, ...], rng: random.Random) -> Any:
                 [{"field": "d", "old": datetime(2026, 1, 1, tzinfo=UTC)}],
                 [{"field": "e", "new": uuid.UUID(int=1)}],
                 [{"field": "f", "new": 10**30}],
+                [{"field": "f", "new": 2**64 - 1, "old": -(2**63)}],
+                [{"field": "f", "new": 2**64}],
+                [{"field": "f", "old": [1, {"x": -(2**63) - 1}]}],
+                [{"field": "f", "new": float("nan")}],
+                [{"field": "f", "old": {"a": [float("inf")]}}],
+                [{"field": "f", "new": (1, float("-inf"))}],
+                [{"field": "f", "new": DEEP}],
+                [{"field": "f", "new": [DEEP]}],
+                [{"field": "f\u202e", "new": 1}],
+                [{"field": "f\x00"}],
+                [{"field": "\u202e", "new": "\u202e\x00 value text is free"}],
                 [{"field": "g", "new": {1: "int key"}}],
                 [{"field": "h"}] * 501,
                 ({"field": "tuple"},),
@@ -131,6 +154,13 @@ def _value_for(path: tuple[str, ...], rng: random.Random) -> Any:
                 {"t": (1, 2)},
                 {"when": datetime(2026, 1, 1, tzinfo=UTC)},
                 {"nan": float("nan")},
+                {"deep": {"inf": [float("inf")]}},
+                {"big": 2**64},
+                {"big": [-(2**63) - 1]},
+                {"edge": [2**64 - 1, -(2**63)]},
+                {"deep": DEEP},
+                {"deep": [DEEP]},
+                {"text": "\u202e\x00\ufeff free text"},
                 None,
                 [],
             ]
@@ -144,11 +174,7 @@ def _value_for(path: tuple[str, ...], rng: random.Random) -> Any:
 
 def pydantic_document(fields: dict[str, Any]) -> dict[str, Any] | None:
     """What the model makes of ``fields`` (None: it refuses them)."""
-    # An explicit None for these two crashes the schema v1 model (TypeError from max_length on
-    # None); the SDK takes None as "not set", the field's default, on both routes.
-    fields = {
-        k: v for k, v in fields.items() if not (v is None and k in ("session_id", "correlation_id"))
-    }
+    fields = dict(fields)
     fields.setdefault("occurred_at", format_ms(NOW_MS))
     fields.setdefault("event_id", uuid.UUID(EVENT_ID))
     try:
@@ -224,3 +250,81 @@ def test_timestamps_are_utc_milliseconds() -> None:
         datetime(1970, 1, 1, tzinfo=UTC),
     ]:
         assert check({**base, "occurred_at": when}) == "accepted"
+
+
+HIDDEN_IN_IDS = ["a\x00b", "\x1b[1m", "x\x7f", "x\x9b", "x\u061c", "x\u200b", "x\u200f"]
+HIDDEN_IN_IDS += ["x\u202e", "x\u2060", "\u2066x\u2069", "x\ufeff"]
+ID_PATHS = [
+    ("tenant_id",), ("actor", "id"), ("resource", "id"), ("resource", "type"), ("session_id",),
+    ("correlation_id",),
+]  # fmt: skip
+
+
+def _set(fields: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    fields = copy.deepcopy(fields)
+    target = fields
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return fields
+
+
+def _refused_naming(fields: dict[str, Any], loc: str, text: str) -> None:
+    from auditstream.producers.errors import InvalidEvent
+
+    assert check(fields) == "declined"
+    assert pydantic_document(fields) is None
+    with pytest.raises(InvalidEvent) as info:
+        ENCODER.from_fields(fields)
+    message = str(info.value)
+    assert f"{loc}: " in message, message
+    assert text in message, message
+
+
+@pytest.mark.parametrize("path", ID_PATHS, ids="_".join)
+@pytest.mark.parametrize("text", HIDDEN_IN_IDS, ids=ascii)
+def test_hidden_characters_in_identifiers_are_refused_on_both_routes(
+    path: tuple[str, ...], text: str
+) -> None:
+    fields = _set(next(iter(sample_events(1))), path, "ok" + text)
+    hidden = next(c for c in text if not c.isprintable())
+    _refused_naming(fields, ".".join(path), f"U+{ord(hidden):04X}")
+
+
+@pytest.mark.parametrize("path", [("actor", "display_name"), ("user_agent",)], ids="_".join)
+@pytest.mark.parametrize("text", HIDDEN_IN_IDS, ids=ascii)
+def test_hidden_characters_in_free_text_are_kept_on_both_routes(
+    path: tuple[str, ...], text: str
+) -> None:
+    fields = _set(next(iter(sample_events(1))), path, "ok" + text)
+    assert check(fields) == "accepted"
+    assert_encoder_agrees(fields)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (2**64, "integer 18446744073709551616 is outside"),
+        (-(2**63) - 1, "integer -9223372036854775809 is outside"),
+        ({"a": [10**30]}, "is outside the range kept exactly"),
+        (float("nan"), "nan is not a finite number"),
+        ([float("inf")], "inf is not a finite number"),
+        ([[DEEP]], "nested deeper than 64 levels"),
+    ],
+    ids=["2**64", "-2**63-1", "nested-10**30", "nan", "inf", "deep"],
+)
+def test_values_the_store_cannot_keep_exactly_are_refused_on_both_routes(
+    value: Any, message: str
+) -> None:
+    base = next(iter(sample_events(1)))
+    _refused_naming({**base, "changes": [{"field": "f", "new": value}]}, "changes.0.new", message)
+    _refused_naming({**base, "metadata": {"m": [value]}}, "metadata", message.split(" (")[0])
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, -(2**63), 2**53 + 1, [DEEP], 1e300])
+def test_values_kept_exactly_take_the_fast_path(value: Any) -> None:
+    base = next(iter(sample_events(1)))
+    fields = {**base, "changes": [{"field": "f", "new": value}]}
+    assert check(fields) == "accepted"
+    prepared = ENCODER.from_fields(fields)
+    assert json.loads(prepared.value)["changes"][0]["new"] == fields["changes"][0]["new"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from auditstream.producers import sample
 from auditstream.schemas.event import AuditEvent
@@ -15,9 +17,11 @@ from auditstream.stream_jobs import trusted
 from auditstream.stream_jobs.dedup import RecentIds
 from auditstream.stream_jobs.normalize import Normalized, Normalizer
 
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
 
 def normalized(document: dict[str, Any]) -> bytes:
-    step = Normalizer(65_536, RecentIds(60, 10_000), now=lambda: datetime(2026, 5, 1, tzinfo=UTC))
+    step = Normalizer(65_536, RecentIds(60, 10_000), now=lambda: NOW)
     outcome = step(orjson.dumps(document, default=str))
     assert isinstance(outcome, Normalized), outcome
     return outcome.value
@@ -37,7 +41,7 @@ def same(value: bytes) -> None:
 
 
 def test_agrees_with_validation_on_the_sample_traffic() -> None:
-    for fields in sample.events(500, seed=5, run_id="r"):
+    for fields in sample.events(500, seed=5, run_id="r", end=NOW):
         same(normalized(fields))
 
 
@@ -110,3 +114,73 @@ def test_agrees_on_a_minimal_event() -> None:
 def test_anything_not_canonical_is_refused(value: bytes) -> None:
     with pytest.raises(trusted.NotCanonical):
         trusted.decode(value)
+
+
+def _canonical(**overrides: Any) -> bytes:
+    """A canonical normalized event, then edited as a writer other than ours might."""
+    document = orjson.loads(
+        normalized(
+            {
+                "occurred_at": "2026-04-01T14:00:00Z",
+                "tenant_id": "t",
+                "actor": {"id": "u"},
+                "action": "create",
+                "resource": {"type": "task", "id": "1"},
+                "changes": [{"field": "f", "new": 1}],
+            }
+        )
+    )
+    for path, value in overrides.items():
+        target = document
+        *parents, last = path.split("__")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    return json.dumps(document).encode()  # the standard library writes any integer
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _canonical(tenant_id="t\u202e"),
+        _canonical(actor__id="u\x00"),
+        _canonical(resource__type="task\u200b"),
+        _canonical(resource__id="\ufeff1"),
+        _canonical(session_id="s\x1b"),
+        _canonical(correlation_id="c\u2066"),
+        _canonical(changes__0__field="f\u200d"),
+        _canonical(changes__0__new=2**64),
+        _canonical(changes__0__old=[-(2**63) - 1]),
+        _canonical(metadata={"a": {"b": 10**30}}),
+        _canonical(metadata={"deep": json.loads("[" * 64 + "]" * 64)}),
+        _canonical(occurred_at="2150-01-01T00:00:00.000Z"),
+        _canonical(received_at="1969-12-31T23:59:59.999Z"),
+    ],
+)
+def test_what_full_validation_refuses_is_not_trusted(value: bytes) -> None:
+    with pytest.raises(trusted.NotCanonical):
+        trusted.decode(value)
+    with pytest.raises(ValidationError):
+        AuditEvent.model_validate_json(value)
+
+
+def test_a_float_that_may_be_a_rounded_integer_goes_to_full_validation() -> None:
+    value = _canonical(metadata={"f": 1e19})
+    with pytest.raises(trusted.NotCanonical):
+        trusted.decode(value)
+    assert AuditEvent.model_validate_json(value).metadata == {"f": 1e19}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _canonical(metadata={"edge": [2**64 - 1, -(2**63), 2**53 + 1, 1e18, 0.5]}),
+        _canonical(changes__0__new=2**64 - 1),
+        _canonical(actor__display_name="\u202eevil\x00", user_agent="\x1b[31m"),
+        _canonical(tenant_id="müller\u00a0gmbh"),
+        _canonical(metadata={"deep": json.loads("[" * 63 + "]" * 63)}),
+        _canonical(occurred_at="2105-12-31T23:59:59.999Z"),
+    ],
+)
+def test_what_full_validation_accepts_is_trusted_alike(value: bytes) -> None:
+    same(value)
