@@ -20,6 +20,7 @@ same detection figures in seconds, without latency.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import subprocess
@@ -27,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from auditstream.simulation import offline, runner
 from auditstream.simulation.labels import Label, LabelWriter
 from auditstream.simulation.metrics import Report, SeenAlert, evaluate
 from auditstream.simulation.plan import Plan, PlanConfig
+from auditstream.simulation.timeline import DAY, Timeline
 from auditstream.simulation.watch import (
     AlertCollector,
     group_lag,
@@ -197,7 +200,7 @@ def run(
     if config.in_process:
         return _in_process(plan, config, run_id, home, sum(sizes), began, progress)
     with _broker(settings, config, status) as bootstrap:
-        run_settings, env = _run_env(settings, config, bootstrap, run_id, home)
+        run_settings, env = _run_env(settings, config, bootstrap, run_id, home, plan.timeline)
         topics.ensure_topics(bootstrap, run_settings.topics)
         pipeline = Pipeline(env=env, settings=run_settings)
         collector: AlertCollector | None = None
@@ -312,7 +315,12 @@ def _broker(settings: Settings, config: EvalConfig, status: Status) -> Iterator[
 
 
 def _run_env(
-    settings: Settings, config: EvalConfig, bootstrap: str, run_id: str, home: Path
+    settings: Settings,
+    config: EvalConfig,
+    bootstrap: str,
+    run_id: str,
+    home: Path,
+    timeline: Timeline,
 ) -> tuple[Settings, dict[str, str]]:
     """The run's own topics, groups, store and detector config; nothing else inherited."""
     inherited = {
@@ -335,8 +343,27 @@ def _run_env(
         "AUDITSTREAM_DETECTORS_CONFIG": str(home / "detectors.toml"),
         "AUDITSTREAM_PARTITIONS": str(config.partitions or settings.topics.partitions),
         "AUDITSTREAM_SINK_BATCH_SECONDS": "0.5",
+        **time_window_env(settings, timeline, datetime.now(UTC)),
     }
     return Settings.from_env(env), env
+
+
+def time_window_env(settings: Settings, timeline: Timeline, now: datetime) -> dict[str, str]:
+    """Settings under which the run's own pipeline takes every event of ``timeline``.
+
+    The normalizer dead-letters events older than the retention horizon or too far ahead of
+    its clock (docs/decisions/0004). A timeline pinned with ``--end`` (to reproduce figures)
+    grows older every day: its run, which has a store of its own, keeps it for as long as
+    needed rather than losing its history to the dead-letter topic.
+    """
+    env: dict[str, str] = {}
+    age_days = math.ceil((now - timeline.start) / DAY) + 1
+    if age_days > settings.clickhouse.retention_days:
+        env["AUDITSTREAM_RETENTION_DAYS"] = str(age_days)
+    ahead = math.ceil((timeline.end - now).total_seconds()) + 60
+    if ahead > settings.normalizer.max_future_skew_seconds:
+        env["AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS"] = str(ahead)
+    return env
 
 
 def _wait(test: Callable[[], bool], timeout: float, pipeline: Pipeline, what: str) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -117,8 +118,13 @@ def _kcat(kcat: str, env: Env, value: bytes, key: str, headers: dict[str, str]) 
 
 def test_kcat_plain_json_and_cloudevents_land_in_clickhouse(env: Env, kcat: str) -> None:
     plain_id, binary_id = str(uuid.uuid4()), str(uuid.uuid4())
+    # yesterday: within retention whenever the test runs (docs/decisions/0004)
+    base = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+    second = base + timedelta(seconds=1)
+    third = base + timedelta(seconds=2)
+    plus_one = timezone(timedelta(hours=1))
     plain = {
-        "event_id": plain_id, "occurred_at": "2026-11-20T10:00:00Z", "tenant_id": "acme",
+        "event_id": plain_id, "occurred_at": base.isoformat(), "tenant_id": "acme",
         "actor": {"id": "kcat-plain"}, "action": "deleted",
         "resource": {"type": "invoice", "id": "INV-1"},
     }  # fmt: skip
@@ -130,12 +136,12 @@ def test_kcat_plain_json_and_cloudevents_land_in_clickhouse(env: Env, kcat: str)
     _kcat(
         kcat, env, orjson.dumps(binary_data), "acme:kcat-binary",
         {"ce_specversion": "1.0", "ce_id": binary_id, "ce_source": "/billing",
-         "ce_type": "com.acme.invoice.updated", "ce_time": "2026-11-20T10:00:01Z",
+         "ce_type": "com.acme.invoice.updated", "ce_time": second.isoformat(),
          "content-type": "application/json"},
     )  # fmt: skip
     structured = {
         "specversion": "1.0", "id": "order-42", "source": "/shop", "type": "com.acme.order.created",
-        "time": "2026-11-20T10:00:02+01:00", "tenantid": "acme",
+        "time": third.astimezone(plus_one).isoformat(), "tenantid": "acme",
         "datacontenttype": "application/json",
         "data": {"actor": {"id": "kcat-structured"}, "resource": {"type": "order", "id": "42"}},
     }  # fmt: skip
@@ -160,10 +166,11 @@ def test_kcat_plain_json_and_cloudevents_land_in_clickhouse(env: Env, kcat: str)
     got = {r[0]: r[1:] for r in rows}
     assert list(got["kcat-plain"][:3]) == [plain_id, "delete", "INV-1"]
     assert list(got["kcat-binary"]) == [
-        binary_id, "update", "INV-2", "203.0.113.7", "2026-11-20T10:00:01", "/billing",
+        binary_id, "update", "INV-2", "203.0.113.7", f"{second:%Y-%m-%dT%H:%M:%S}", "/billing",
     ]  # fmt: skip
     structured_row = list(got["kcat-structured"])
-    assert structured_row[1:] == ["create", "42", "", "2026-11-20T09:00:02", "/shop"]
+    assert structured_row[1:] == ["create", "42", "", f"{third:%Y-%m-%dT%H:%M:%S}", "/shop"]
+    # the documented mapping: tenant, source and id (stream_jobs/cloudevents.py)
     assert structured_row[0] == str(
-        uuid.uuid5(uuid.UUID("6f1c2a3e-8d4b-5b7a-9c0d-2e4f6a8b0c1d"), "/shop\norder-42")
+        uuid.uuid5(uuid.UUID("6f1c2a3e-8d4b-5b7a-9c0d-2e4f6a8b0c1d"), "acme\n/shop\norder-42")
     )
