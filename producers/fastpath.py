@@ -84,7 +84,9 @@ def _identifier(value: object, limit: int = MAX_ID_CHARS) -> str:
     if type(value) is not str:
         raise _NotFast
     value = value.strip()
-    if not 0 < len(value) <= limit or identifier_problem(value) is not None:
+    if not 0 < len(value) <= limit or (
+        not value.isprintable() and identifier_problem(value) is not None
+    ):
         raise _NotFast
     return value
 
@@ -95,7 +97,9 @@ def _optional_identifier(value: object) -> str | None:
     if type(value) is not str:
         raise _NotFast
     value = value.strip()
-    if len(value) > MAX_ID_CHARS or identifier_problem(value) is not None:
+    if len(value) > MAX_ID_CHARS or (
+        not value.isprintable() and identifier_problem(value) is not None
+    ):
         raise _NotFast
     return value
 
@@ -234,7 +238,7 @@ def _resource(value: object) -> dict[str, Any]:
     if type(kind) is not str:
         raise _NotFast
     kind = kind.strip().lower()
-    if not 0 < len(kind) <= 128 or identifier_problem(kind) is not None:
+    if not 0 < len(kind) <= 128 or (not kind.isprintable() and identifier_problem(kind)):
         raise _NotFast
     out: dict[str, Any] = {"type": kind, "id": _identifier(value.get("id"))}
     name = _truncated(value.get("name"), MAX_NAME_CHARS)

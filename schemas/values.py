@@ -156,6 +156,11 @@ def _walk(value: Any, depth: int) -> tuple[list[Any], str] | None:
     if depth >= MAX_VALUE_DEPTH:
         return [], f"nested deeper than {MAX_VALUE_DEPTH} levels"
     for key, item in items:
+        inner = type(item)
+        if inner is str or inner is bool or item is None:  # the common case, without a call
+            continue
+        if inner is int and MIN_INT <= item <= MAX_INT:
+            continue
         found = _walk(item, depth + 1)
         if found is not None:
             found[0].append(key)

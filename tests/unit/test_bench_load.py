@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
@@ -78,7 +80,9 @@ def test_pacer_refuses_a_rate_of_zero() -> None:
 
 def test_rendered_templates_are_events_the_normalizer_accepts() -> None:
     source = SampleTraffic(LoadConfig(actors_per_tenant=50, templates=300))
-    step = Normalizer(65_536, RecentIds(60, 1000))
+    # the events are stamped 2026-11-22T01:02:03Z: judge them by a clock of that night
+    now = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    step = Normalizer(65_536, RecentIds(60, 1000), now=lambda: now)
     actors = set()
     for n in range(300):
         t = source.normal()
