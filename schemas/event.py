@@ -101,6 +101,13 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _choice(value: Any) -> Any:
+    """An enum's text: lower case, and a hidden character named rather than just unknown."""
+    if isinstance(value, str) and not isinstance(value, StrEnum):
+        value = check_identifier(value.strip().lower())
+    return value
+
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2106, 1, 1, tzinfo=UTC)
 """Exclusive. ClickHouse's ``DateTime`` (TTL arithmetic) wraps on 2106-02-07."""
@@ -219,7 +226,7 @@ class Actor(_Model):
     """Who did it."""
 
     id: Identifier
-    type: Annotated[ActorType, BeforeValidator(_lower)] = ActorType.MEMBER
+    type: Annotated[ActorType, BeforeValidator(_choice)] = ActorType.MEMBER
     display_name: Name = None
     email: Annotated[str | None, _truncate(320)] = None
     timezone: Annotated[str | None, AfterValidator(_check_zone)] = Field(
@@ -287,11 +294,11 @@ class AuditEvent(_Model):
     actor: Actor
     action: Annotated[Action, BeforeValidator(_canonical_action)]
     resource: Resource
-    outcome: Annotated[Outcome, BeforeValidator(_lower)] = Outcome.SUCCESS
+    outcome: Annotated[Outcome, BeforeValidator(_choice)] = Outcome.SUCCESS
     ip: Annotated[str | None, AfterValidator(_check_ip)] = None
     session_id: OptionalIdentifier = None
     user_agent: Annotated[str | None, _truncate(MAX_USER_AGENT_CHARS)] = None
-    channel: Annotated[Channel, BeforeValidator(_lower)] = Channel.OTHER
+    channel: Annotated[Channel, BeforeValidator(_choice)] = Channel.OTHER
     location: Location | None = None
     changes: list[FieldChange] = Field(default_factory=list, max_length=MAX_CHANGES)
     correlation_id: OptionalIdentifier = Field(

@@ -405,6 +405,9 @@ IDENTIFIER_FIELDS: list[tuple[str, Any]] = [
     ("correlation_id", lambda t: doc(correlation_id=t)),
     ("changes.0.field", lambda t: doc(changes=[{"field": t}])),
     ("action", lambda t: doc(action="up" + t[2:] + "date")),
+    ("actor.type", lambda t: doc(actor={"id": "u", "type": t})),
+    ("outcome", lambda t: doc(outcome=t)),
+    ("channel", lambda t: doc(channel=t)),
 ]
 
 

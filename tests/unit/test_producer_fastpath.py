@@ -256,7 +256,7 @@ HIDDEN_IN_IDS = ["a\x00b", "\x1b[1m", "x\x7f", "x\x9b", "x\u061c", "x\u200b", "x
 HIDDEN_IN_IDS += ["x\u202e", "x\u2060", "\u2066x\u2069", "x\ufeff"]
 ID_PATHS = [
     ("tenant_id",), ("actor", "id"), ("resource", "id"), ("resource", "type"), ("session_id",),
-    ("correlation_id",),
+    ("correlation_id",), ("actor", "type"), ("outcome",), ("channel",),
 ]  # fmt: skip
 
 
