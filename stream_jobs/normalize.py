@@ -105,13 +105,20 @@ class Normalizer:
         settings: Settings,
         now: Callable[[], datetime] = _utc_now,
         clock: Callable[[], float] = time.monotonic,
+        recent: RecentIds | None = None,
     ) -> Normalizer:
-        """The normalizer ``settings`` describe; ``now`` stamps and judges times, ``clock``
-        (monotonic seconds) times the repeat window."""
+        """The normalizer ``settings`` describe (retention, future skew, size, repeat window).
+
+        ``now`` stamps ``received_at`` and judges ``occurred_at``; ``clock`` (monotonic
+        seconds) times the repeat window, unless ``recent`` (e.g. a transactional subclass
+        of ``RecentIds``) is given.
+        """
         conf = settings.normalizer
+        if recent is None:
+            recent = RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids, clock)
         return cls(
             conf.max_event_bytes,
-            RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids, clock),
+            recent,
             now,
             retention_days=settings.clickhouse.retention_days,
             max_future_skew_seconds=conf.max_future_skew_seconds,

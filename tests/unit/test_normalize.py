@@ -278,6 +278,15 @@ def test_from_settings_takes_retention_and_skew_from_the_environment(tmp_path: P
     assert isinstance(step(raw_event(occurred_at="2026-04-07T00:00:00Z")), Normalized)
 
 
+def test_from_settings_takes_a_given_repeat_window(tmp_path: Path) -> None:
+    recent = RecentIds(60, 10, Clock())
+    step = Normalizer.from_settings(
+        Settings.from_env({"AUDITSTREAM_HOME": str(tmp_path)}), now=lambda: NOW, recent=recent
+    )
+    assert isinstance(step(raw_event()), Normalized)
+    assert len(recent) == 1
+
+
 def test_a_dead_lettered_event_replays_once_retention_is_raised() -> None:
     """The dead-letter topic keeps the original bytes: after the setting changes they pass."""
     raw = raw_event(occurred_at="2026-02-01T00:00:00Z")
