@@ -14,7 +14,8 @@ the window). An event is accepted only if the store keeps it, exactly, for its r
 * ``occurred_at`` older than the retention horizon (``now - AUDITSTREAM_RETENTION_DAYS``)
   would be deleted by the table's TTL at the next merge: ``outside_retention``;
 * ``occurred_at`` more than ``AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS`` ahead of the clock is a
-  wrong clock at the source (and, far enough ahead, past what the TTL can compute): ``in_future``.
+  wrong clock at the source: ``in_future``; so is one whose TTL (``occurred_at`` + retention)
+  falls past 2106-02-07, where ClickHouse's ``DateTime`` ends (a retention of ~80 years).
 
 Repeats are judged by (tenant_id, event_id): one tenant can't make another's event vanish.
 """
@@ -73,6 +74,10 @@ class Duplicate:
 
 
 Outcome = Normalized | Invalid | Duplicate
+
+
+DATETIME_END = datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)
+"""The last second of ClickHouse's ``DateTime``: TTL arithmetic past it wraps to 1970."""
 
 
 def _utc_now() -> datetime:
@@ -168,6 +173,13 @@ class Normalizer:
                 f"{format_ts(horizon)} (now - AUDITSTREAM_RETENTION_DAYS={self._retention_days}"
                 " days): the store would delete it at once. To keep it, raise "
                 "AUDITSTREAM_RETENTION_DAYS and replay it from the dead-letter topic",
+            )
+        if occurred_at + self._retention > DATETIME_END:
+            return Invalid(
+                Reason.IN_FUTURE,
+                f"occurred_at {format_ts(occurred_at)} + AUDITSTREAM_RETENTION_DAYS="
+                f"{self._retention_days} days is past {format_ts(DATETIME_END)}, the last time "
+                "the store's TTL can compute: it would delete the event at once",
             )
         latest = now + self._skew
         if occurred_at > latest:

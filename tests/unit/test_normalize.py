@@ -300,6 +300,18 @@ def test_a_dead_lettered_event_replays_once_retention_is_raised() -> None:
     assert isinstance(relaxed(raw), Normalized)
 
 
+def test_a_ttl_past_what_the_store_can_compute_is_dead_lettered() -> None:
+    # retention of 80 years: occurred_at + retention passes 2106-02-07T06:28:15Z
+    step = make(retention_days=80 * 366)
+    outcome = step(raw_event())
+    assert isinstance(outcome, Invalid)
+    assert outcome.reason is Reason.IN_FUTURE
+    assert "is past 2106-02-07T06:28:15.000Z, the last time the store's TTL can compute" in (
+        outcome.detail
+    )
+    assert isinstance(make(retention_days=79 * 365)(raw_event()), Normalized)
+
+
 @pytest.mark.parametrize("stamp", ["2106-01-01T00:00:00Z", "2150-01-01T00:00:00Z"])
 def test_years_the_store_cannot_keep_are_invalid_whatever_the_skew(stamp: str) -> None:
     outcome = make(skew=1e12)(raw_event(occurred_at=stamp))
