@@ -9,9 +9,12 @@ past the sink's own checks; ``insert_deduplication_token`` makes a retried batch
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("event_id", "UUID"),
@@ -173,21 +176,62 @@ def _retention_ddl(spec: TableSpec, database: str, retention_days: int) -> str:
     )
 
 
-def retention_ddl(database: str, retention_days: int) -> str:
-    """Applied on start when the setting changed, so a new retention takes effect."""
-    return _retention_ddl(EVENTS, database, retention_days)
+def retention_ddl(database: str, retention_days: int, spec: TableSpec | None = None) -> str:
+    """The explicit retention change (``auditstream retention set``); nothing else runs it."""
+    return _retention_ddl(spec or EVENTS, database, retention_days)
 
 
-def _ensure(client: Any, spec: TableSpec, database: str, retention_days: int) -> None:
-    client.command(_ddl(spec, database, retention_days))
+def spec_named(name: str) -> TableSpec:
+    """``audit_events`` / ``events`` or ``security_alerts`` / ``alerts``."""
+    for spec in (EVENTS, ALERTS):
+        if name in (spec.name, spec.name.split("_", 1)[1], spec.name.split("_", 1)[0]):
+            return spec
+    raise ValueError(f"unknown table {name!r}: events ({EVENTS_TABLE}) or alerts ({ALERTS_TABLE})")
+
+
+_TTL_DAYS = re.compile(r"TTL .*?(?:toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY\b)")
+
+
+def parse_retention_days(engine_full: str) -> int | None:
+    """The TTL in days from ``system.tables.engine_full`` (None: no TTL we recognise)."""
+    match = _TTL_DAYS.search(str(engine_full))
+    return None if match is None else int(match.group(1) or match.group(2))
+
+
+def current_retention_days(client: Any, database: str, spec: TableSpec) -> int | None:
+    """The table's TTL in days as stored (None: no such table, or no TTL)."""
     current = client.command(
         "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(t)s",
         parameters={"db": database, "t": spec.name},
     )
-    # ClickHouse reports the TTL as ``toIntervalDay(N)``; only ALTER when N differs.
-    days = retention_days
-    if not re.search(rf"toIntervalDay\({days}\)|INTERVAL {days} DAY\b", str(current)):
-        client.command(_retention_ddl(spec, database, retention_days))
+    return parse_retention_days(str(current)) if current else None
+
+
+def set_retention(client: Any, database: str, spec: TableSpec, retention_days: int) -> None:
+    """Change the TTL of an existing table (rows past the new horizon go at the next merges)."""
+    if retention_days < 1:
+        raise ValueError("retention must be at least 1 day")
+    client.command(_retention_ddl(spec, database, retention_days))
+
+
+def _ensure(client: Any, spec: TableSpec, database: str, retention_days: int) -> None:
+    """Create the table when missing; never change an existing table's TTL.
+
+    Changing retention deletes data, so it is an explicit, audited admin command
+    (``auditstream retention set``), not a side effect of a setting at start-up.
+    """
+    client.command(_ddl(spec, database, retention_days))
+    stored = current_retention_days(client, database, spec)
+    if stored is not None and stored != retention_days:
+        log.warning(
+            "%s keeps its retention of %d days; the configured %d days apply only to a new "
+            "store. To change it: auditstream retention set %d --table %s",
+            spec.name,
+            stored,
+            retention_days,
+            retention_days,
+            spec.name,
+        )
 
 
 def ensure(client: Any, database: str, retention_days: int) -> None:
