@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -16,17 +17,24 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    from auditstream.infra.private import make_private
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         err.print("[red]configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
+    make_private(settings.home)  # a home made before umask 077, or by another tool
+    return settings
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def cli(verbose: bool) -> None:
     """auditstream: audit and activity logs through Kafka, Faust and ClickHouse."""
+    from auditstream.infra.private import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # store, state, logs, spools: the service user's only
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -154,7 +162,9 @@ def sink() -> None:
 def sql(statement: str, fmt: str) -> None:
     """Run one read-only SQL statement against the event store.
 
-    Tables: audit_events. With the embedded store and a running sink, the sink answers.
+    Tables: audit_events, security_alerts. With the embedded store and a running sink, the
+    sink answers. ClickHouse enforces read-only (readonly = 1 for the session) and limits
+    (60 s, 100,000 result rows); values print as plain text, control characters escaped.
     """
     from auditstream.cli.render import print_result
     from auditstream.sinks import query
@@ -215,6 +225,10 @@ cli.add_command(model)
 from auditstream.cli.bench import bench  # noqa: E402
 
 cli.add_command(bench)
+
+from auditstream.cli.retention import retention  # noqa: E402
+
+cli.add_command(retention)
 
 from auditstream.cli.evaluate import evaluate  # noqa: E402
 from auditstream.cli.simulate import simulate  # noqa: E402

@@ -1,4 +1,10 @@
-"""Query results as a readable table, CSV (safe to open in a spreadsheet) or JSON."""
+"""Query results as a readable table, CSV (safe to open in a spreadsheet) or JSON.
+
+Stored values are data, never markup or terminal control: a table renders every cell as
+plain ``Text`` (no rich markup, no highlighting) with control characters (C0, DEL, C1,
+ESC, bidirectional overrides and isolates, zero-width marks) shown as visible escapes such
+as ``\\x1b`` or ``\\u202e``. CSV and JSON stay exact (CSV neutralises formulas only).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,41 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from auditstream.sinks.query import QueryResult
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+_INVISIBLE = frozenset(
+    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F]
+    + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
+)
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(value: Any) -> str:
+    """A cell's text with control and direction-changing characters as visible escapes."""
+    text = "" if value is None else str(value)
+    if not any(ord(ch) in _INVISIBLE for ch in text):
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code not in _INVISIBLE:
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)
+
+
+def cell(value: Any) -> Text:
+    """A table cell: plain text, never interpreted as markup."""
+    return Text(visible(value))
 
 
 def csv_cell(value: Any) -> str:
@@ -36,11 +73,16 @@ def table(
     rows: Sequence[Sequence[Any]],
     numeric: Sequence[bool] = (),
 ) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(
+        title=None if title is None else cell(title),
+        title_justify="left",
+        header_style="bold",
+        highlight=False,
+    )
     for i, name in enumerate(columns):
-        t.add_column(name, justify="right" if i < len(numeric) and numeric[i] else "left")
+        t.add_column(cell(name), justify="right" if i < len(numeric) and numeric[i] else "left")
     for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        t.add_row(*[cell(v) for v in row])
     return t
 
 
@@ -55,5 +97,5 @@ def print_result(console: Console, result: QueryResult, fmt: str) -> None:
     elif fmt == "json":
         console.file.write(result.to_json().decode() + "\n")
     else:
-        console.print(result_table(result))
-        console.print(f"[dim]{len(result.rows)} rows[/dim]")
+        console.print(result_table(result), markup=False, highlight=False)
+        console.print(Text(f"{len(result.rows)} rows", style="dim"))

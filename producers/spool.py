@@ -109,6 +109,7 @@ class Spool:
         self._dirty = False
 
     def _adopt(self, seg_id: int, path: Path) -> None:
+        _private(path, 0o600)  # a segment left by an older version may be 0644
         result = read_segment(path)
         seg = Segment(seg_id, path, result.file_bytes, sealed=True, end=result.valid_bytes)
         seg.records = len(result.records)
@@ -290,7 +291,8 @@ class Spool:
 
 def _lock(directory: Path) -> int:
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(directory, 0o700)  # spooled events are audit data: the service user's only
         fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise SpoolError(
@@ -309,6 +311,15 @@ def _lock(directory: Path) -> int:
 
 class SpoolLocked(SpoolError):
     """Another live producer holds this slot."""
+
+
+def _private(path: Path, mode: int) -> None:
+    """Give ``path`` exactly ``mode`` (whatever the process umask) if it is ours to change."""
+    try:
+        if os.stat(path).st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+    except PermissionError:  # not our file: leave it; opening it will say so
+        pass
 
 
 def _sync_dir(directory: Path) -> None:
@@ -336,6 +347,7 @@ class SpoolRoot:
     def _slots(self) -> list[Path]:
         if not self.root.is_dir():
             return []
+        _private(self.root, 0o700)
         slots = [p for p in self.root.iterdir() if p.is_dir() and p.name.startswith("slot-")]
         return sorted(slots, key=lambda p: int(p.name.removeprefix("slot-") or 0))
 
@@ -351,6 +363,10 @@ class SpoolRoot:
 
     def acquire(self) -> Spool:
         """A free slot, preferring one with events left by an earlier process."""
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            pass  # Spool() says what is wrong with the folder
         spool = self.acquire_leftover()
         if spool is not None:
             return spool

@@ -230,7 +230,7 @@ def _ensure(client: Any, spec: TableSpec, database: str, retention_days: int) ->
             stored,
             retention_days,
             retention_days,
-            spec.name,
+            spec.name.split("_", 1)[1],
         )
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import pytest
 
 from auditstream.sinks.tables import (
+    ALERTS,
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
+    EVENTS,
     EVENTS_TABLE,
     ensure,
     events_ddl,
+    parse_retention_days,
     retention_ddl,
+    spec_named,
 )
 
 # What ClickHouse (24.x / chDB 3.x) reports in system.tables.engine_full for events_ddl(db, 30)
@@ -111,24 +116,25 @@ def test_ensure_creates_database_and_table() -> None:
     assert client.commands[1] == events_ddl("db", 30)
 
 
-def test_ensure_changes_retention_when_it_differs() -> None:
+def test_ensure_never_changes_an_existing_retention(caplog: pytest.LogCaptureFixture) -> None:
+    # Changing the TTL deletes data: the sink's start-up never does it, it says how.
     client = RecordingClient(ENGINE_FULL_30_DAYS)
-    ensure(client, "db", 90)
-    assert client.commands[-1] == retention_ddl("db", 90)
-
-
-def test_ensure_leaves_unchanged_retention_alone() -> None:
-    # ClickHouse renders the TTL interval as toIntervalDay(30), never "INTERVAL 30 DAY":
-    # ensure() must still see that the retention is unchanged and not ALTER the table
-    # (MODIFY TTL re-materialises the TTL of every part on each start).
-    client = RecordingClient(ENGINE_FULL_30_DAYS)
-    ensure(client, "db", 30)
+    with caplog.at_level(logging.WARNING):
+        ensure(client, "db", 90)
     assert not any(c.startswith("ALTER TABLE") for c in client.commands)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "keeps its retention of 30 days" in line
+    assert "auditstream retention set 90 --table events" in line
 
 
-def test_ensure_changes_retention_that_only_shares_a_prefix() -> None:
-    client = RecordingClient(
-        ENGINE_FULL_30_DAYS.replace("toIntervalDay(30)", "toIntervalDay(3650)")
-    )
-    ensure(client, "db", 365)
-    assert client.commands[-1] == retention_ddl("db", 365)
+def test_retention_days_parsed_exactly() -> None:
+    assert parse_retention_days(ENGINE_FULL_30_DAYS) == 30
+    assert parse_retention_days(ENGINE_FULL_30_DAYS.replace("(30)", "(3650)")) == 3650
+    assert parse_retention_days("MergeTree ORDER BY x") is None
+
+
+def test_spec_named() -> None:
+    assert spec_named("events") is spec_named("audit_events") is EVENTS
+    assert spec_named("alerts") is spec_named("security_alerts") is ALERTS
+    with pytest.raises(ValueError, match="unknown table"):
+        spec_named("users")
