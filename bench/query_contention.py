@@ -60,8 +60,14 @@ class Phase:
 def _batch(rows: int, tick: int) -> list[list[Any]]:
     now = datetime.now(UTC)
     return [
-        [uuid.uuid4(), f"t{i % 3}", now - timedelta(seconds=i), now, f"u{(tick + i) % 500}",
-         "update"]  # fmt: skip
+        [
+            uuid.uuid4(),
+            f"t{i % 3}",
+            now - timedelta(seconds=i),
+            now,
+            f"u{(tick + i) % 500}",
+            "update",
+        ]
         for i in range(rows)
     ]
 
@@ -123,8 +129,11 @@ def run(
                 (
                     "shared client",
                     lambda q: writer.query(
-                        q, settings={"max_execution_time": limits.max_execution_time,
-                                     "max_threads": limits.max_threads},  # fmt: skip
+                        q,
+                        settings={
+                            "max_execution_time": limits.max_execution_time,
+                            "max_threads": limits.max_threads,
+                        },
                     ),
                 ),
             ):
@@ -150,7 +159,8 @@ def report(phases: list[Phase]) -> list[str]:
     for p in phases:
         heavy = "" if p.query_seconds is None else f"{p.query_seconds:.1f}s, {p.query_outcome}"
         lines.append(
-            f"{p.name:<16} {len(p.latencies):>7} {p.p50 * 1e3:>8.0f} {p.quantile(0.99) * 1e3:>8.0f} "
+            f"{p.name:<16} {len(p.latencies):>7} {p.p50 * 1e3:>8.0f} "
+            f"{p.quantile(0.99) * 1e3:>8.0f} "
             f"{max(p.latencies) * 1e3:>8.0f} {p.p50 / base.p50:>6.1f} "
             f"{max(p.latencies) / max(base.latencies):>7.1f}  {heavy}"
         )

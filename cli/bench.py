@@ -205,11 +205,13 @@ def bench_e2e(
 @click.option("--seconds", default=30.0, show_default=True, help="Seconds per phase.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between batches.")
 @click.option("--rows", default=2_000, show_default=True, help="Rows per batch.")
-@click.option("--threads", type=int, default=None, help="Analyst max_threads (default: half the cores).")
+@click.option(
+    "--threads", type=int, default=None, help="Analyst max_threads (default: half the cores)."
+)
 def bench_query_contention(seconds: float, interval: float, rows: int, threads: int | None) -> None:
     """Insert latency with and without a heavy analyst query (own session vs shared client)."""
     from auditstream.bench import query_contention
 
     phases = query_contention.run(seconds, interval, rows, threads=threads)
     for line in query_contention.report(phases):
-        Console(highlight=False).print(line, markup=False)
+        click.echo(line)

@@ -22,8 +22,13 @@ from auditstream.sinks.query import QueryResult
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 _INVISIBLE = frozenset(
-    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F]
-    + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
+    [
+        *range(0x00, 0x20),  # C0, ESC included
+        *range(0x7F, 0xA0),  # DEL, C1 (CSI included)
+        *(0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFEFF),  # marks, zero-widths
+        *range(0x202A, 0x202F),  # bidi embeddings and overrides
+        *range(0x2066, 0x206A),  # bidi isolates
+    ]
 )
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

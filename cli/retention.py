@@ -15,6 +15,7 @@ store; with a ClickHouse server, this process with the DSN's user (which needs A
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import socket
@@ -176,10 +177,8 @@ def apply(settings: Settings, spec: TableSpec, days: int, timeout: float = 120.0
             response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
-        try:
+        with contextlib.suppress(ValueError, KeyError):
             detail = json.loads(detail)["error"]
-        except (ValueError, KeyError):
-            pass
         raise RetentionError(f"the sink refused the change: {detail}") from None
     except urllib.error.URLError as exc:
         raise RetentionError(f"the sink did not answer: {exc.reason}") from None
@@ -212,7 +211,9 @@ def retention_show() -> None:
     try:
         for spec in (tables.EVENTS, tables.ALERTS):
             days = stored_days(settings, spec)
-            note = "" if days == configured[spec.name] else f" (configured: {configured[spec.name]})"
+            note = (
+                "" if days == configured[spec.name] else f" (configured: {configured[spec.name]})"
+            )
             console.print(f"{spec.name}: {days if days is not None else 'no TTL'} days{note}")
     except (RetentionError, query.QueryError, store.StoreUnavailable) as exc:
         err.print("[red]error:[/red]", escape(str(exc)))
@@ -222,7 +223,10 @@ def retention_show() -> None:
 @retention.command("set")
 @click.argument("days", type=click.IntRange(min=1))
 @click.option(
-    "--table", "table_name", type=click.Choice(["events", "alerts"]), default="events",
+    "--table",
+    "table_name",
+    type=click.Choice(["events", "alerts"]),
+    default="events",
     show_default=True,
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

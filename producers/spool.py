@@ -363,10 +363,8 @@ class SpoolRoot:
 
     def acquire(self) -> Spool:
         """A free slot, preferring one with events left by an earlier process."""
-        try:
+        with contextlib.suppress(OSError):  # Spool() says what is wrong with the folder
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError:
-            pass  # Spool() says what is wrong with the folder
         spool = self.acquire_leftover()
         if spool is not None:
             return spool

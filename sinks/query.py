@@ -26,6 +26,7 @@ it goes through ClickHouse's own parser (``vet``):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -177,7 +178,7 @@ def vet(client: Any, sql: str) -> str:
         raise QueryError(
             "only read-only statements are allowed (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)"
         )
-    if any(a == "INTO" and b == "OUTFILE" for a, b in zip(words, words[1:], strict=False)):
+    if any(a == "INTO" and b == "OUTFILE" for a, b in itertools.pairwise(words)):
         raise QueryError("INTO OUTFILE is not allowed: use --format csv or json and redirect")
     try:
         ast = "\n".join(str(r[0]) for r in client.query(f"EXPLAIN AST {canonical}").result_rows)

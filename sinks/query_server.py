@@ -120,7 +120,9 @@ class QueryServer:
     def start(self) -> None:
         self._thread.start()
         pid = os.getpid()
-        _write_private(self._admin_file, {"pid": pid, "port": self.port, "token": self._admin_token})
+        _write_private(
+            self._admin_file, {"pid": pid, "port": self.port, "token": self._admin_token}
+        )
         _write_private(self._owner_file, {"pid": pid, "port": self.port, "token": self._token})
 
     def stop(self) -> None:
@@ -139,8 +141,10 @@ class QueryServer:
     def retention(self) -> dict[str, Any]:
         client = store.open_admin(self._settings)
         try:
-            return {spec.name: tables.current_retention_days(client, self._database, spec)
-                    for spec in (tables.EVENTS, tables.ALERTS)}
+            return {
+                spec.name: tables.current_retention_days(client, self._database, spec)
+                for spec in (tables.EVENTS, tables.ALERTS)
+            }
         finally:
             client.close()
 
@@ -151,7 +155,9 @@ class QueryServer:
             try:
                 old = tables.current_retention_days(client, self._database, spec)
                 tables.set_retention(client, self._database, spec, days)
-                log.warning("retention of %s changed: %s -> %d days (admin request)", table, old, days)
+                log.warning(
+                    "retention of %s changed: %s -> %d days (admin request)", table, old, days
+                )
                 return {"table": table, "old": old, "new": days}
             finally:
                 client.close()

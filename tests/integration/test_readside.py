@@ -47,7 +47,9 @@ def _ttl(client: Any) -> str:
     )
 
 
-def _cli(home: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    home: Path, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AUDITSTREAM_HOME": str(home), **(extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "auditstream.cli.main", *args],
@@ -114,7 +116,8 @@ def _corpus(tmp: Path) -> list[str]:
         "WITH 1 AS x INSERT INTO audit_events (tenant_id) VALUES ('forged')",
         "INSERT INTO audit_events (tenant_id) VALUES ('forged')",
         "SELECT 1 # hidden\n; DROP TABLE audit_events",
-        "SELECT 1 #\n; ALTER TABLE audit_events MODIFY TTL toDateTime(occurred_at) + INTERVAL 1 DAY",
+        "SELECT 1 #\n; ALTER TABLE audit_events MODIFY TTL toDateTime(occurred_at) + "
+        "INTERVAL 1 DAY",
         "SELECT 1 #\n; CREATE TABLE x (a UInt8) ENGINE = Memory",
         "SELECT 1 #\n; SET readonly = 0",
         "SELECT 1 -- c\n; DROP TABLE audit_events",
@@ -179,9 +182,11 @@ ALLOWED = [
 
 def _assert_corpus_refused(run: Any, tmp: Path) -> None:
     for sql in _corpus(tmp):
-        with pytest.raises(QueryError):
+        try:
             run(sql)
-            pytest.fail(f"not refused: {sql!r}")
+        except QueryError:
+            continue
+        pytest.fail(f"not refused: {sql!r}")
     for sql, rows in ALLOWED:
         result = run(sql)
         if rows is not None:
@@ -191,9 +196,19 @@ def _assert_corpus_refused(run: Any, tmp: Path) -> None:
 
 def _assert_store_untouched(client: Any, before_ttl: str) -> None:
     assert _ttl(client) == before_ttl
-    assert int(client.command("SELECT count() FROM auditstream.audit_events WHERE tenant_id = 'forged'")) == 0
-    names = str(client.command("SELECT groupArray(name) FROM system.tables WHERE database = 'auditstream'"))
-    assert "audit_events" in names and "security_alerts" in names
+    assert (
+        int(
+            client.command(
+                "SELECT count() FROM auditstream.audit_events WHERE tenant_id = 'forged'"
+            )
+        )
+        == 0
+    )
+    names = str(
+        client.command("SELECT groupArray(name) FROM system.tables WHERE database = 'auditstream'")
+    )
+    assert "audit_events" in names
+    assert "security_alerts" in names
 
 
 def test_hostile_corpus_in_the_owner_process_and_the_writer_keeps_writing(tmp_path: Path) -> None:
@@ -238,8 +253,11 @@ def test_hostile_corpus_on_a_directly_opened_store(tmp_path: Path) -> None:
 
 def _producer(env: Env) -> AuditProducer:
     return AuditProducer(
-        ProducerConfig(bootstrap_servers=env.bootstrap, topic=env.settings.topics.raw,
-                       spool_dir=env.settings.home / "spool")  # fmt: skip
+        ProducerConfig(
+            bootstrap_servers=env.bootstrap,
+            topic=env.settings.topics.raw,
+            spool_dir=env.settings.home / "spool",
+        )
     )
 
 
@@ -313,7 +331,8 @@ def test_retention_set_without_a_sink_records_then_changes(env: Env) -> None:
     done = _cli(env.settings.home, "retention", "set", "30", "--yes", extra=env.vars)
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"This deletes {OLD_ROWS} rows older than 30 days" in done.stdout
-    assert "acme" in done.stdout and "globex" in done.stdout
+    assert "acme" in done.stdout
+    assert "globex" in done.stdout
     [record] = _raw_records(env)
     assert record["tenant_id"] == "_system"
     assert record["actor"]["type"] == "system"

@@ -79,11 +79,23 @@ def test_writing_or_unknown_statements_refused(sql: str) -> None:
         "SELECT 1 -- c\n; DROP TABLE x",
         "SELECT /* c */ 1; INSERT INTO t VALUES (1)",
         "WITH x AS (SELECT 1) SELECT * FROM x; ALTER TABLE t DELETE WHERE 1",
+        "SELECT 1 # c\n; DROP TABLE x",
+        "SELECT 1 #\n; SET readonly = 1",
+        "SELECT 1 /* c */ ; -- c\n DROP TABLE x",
     ],
 )
 def test_second_statement_refused(sql: str) -> None:
     with pytest.raises(QueryError, match="one statement per query"):
         check_read_only(sql)
+
+
+def test_words_skip_quotes() -> None:
+    from auditstream.sinks.query import _words
+
+    assert _words("SELECT 'INTO OUTFILE' AS `INTO OUTFILE`, \"x\" FROM t") == [
+        "SELECT", "AS", "FROM", "T"
+    ]  # fmt: skip
+    assert _words("SELECT 1 INTO OUTFILE 'f'")[-2:] == ["INTO", "OUTFILE"]
 
 
 def test_query_error_is_a_runtime_error() -> None:

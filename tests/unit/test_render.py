@@ -93,3 +93,55 @@ def test_to_csv_round_trips_safe_values() -> None:
 
 def test_to_csv_empty_result_is_header_only() -> None:
     assert to_csv(QueryResult(["a", "b"], ["String", "String"], [])) == "a,b\r\n"
+
+
+# -- table output: data is plain text, control characters visible ---------------------------
+HOSTILE = ["[/]", "[bold]loud[/bold]", "\x1b[31mred\x1b[0m", "abc\u202edcba", "a\x00b\x9bc"]
+
+
+def _table_output(values: list[str]) -> str:
+    from rich.console import Console
+
+    from auditstream.cli.render import print_result
+    from auditstream.sinks.query import QueryResult
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=False, color_system=None)
+    print_result(console, QueryResult(["v"], ["String"], [[v] for v in values]), "table")
+    return out.getvalue()
+
+
+def test_markup_in_stored_values_is_shown_not_interpreted() -> None:
+    text = _table_output(HOSTILE[:2])  # "[/]" used to crash rich with a MarkupError
+    assert "[/]" in text
+    assert "[bold]loud[/bold]" in text
+
+
+def test_control_characters_become_visible_escapes() -> None:
+    text = _table_output(HOSTILE[2:])
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "\x00" not in text
+    assert "\x9b" not in text
+    assert "\\x1b[31mred\\x1b[0m" in text
+    assert "abc\\u202edcba" in text
+    assert "a\\x00b\\x9bc" in text
+
+
+def test_csv_and_json_stay_exact() -> None:
+    from auditstream.sinks.query import QueryResult
+
+    result = QueryResult(["v"], ["String"], [[v] for v in HOSTILE])
+    rows = list(csv.reader(io.StringIO(to_csv(result))))
+    assert [r[0] for r in rows[1:]] == HOSTILE
+    import orjson
+
+    assert [r[0] for r in orjson.loads(result.to_json())["rows"]] == HOSTILE
+
+
+def test_visible_keeps_ordinary_text() -> None:
+    from auditstream.cli.render import visible
+
+    assert visible("Zoë 東京 ok") == "Zoë 東京 ok"
+    assert visible("a\nb\tc") == "a\\nb\\tc"
+    assert visible(None) == ""
