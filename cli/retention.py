@@ -20,9 +20,11 @@ import getpass
 import json
 import socket
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -107,12 +109,16 @@ def record(
     """Send the audit record and wait for Kafka's acknowledgement; raise if it is not given."""
     from auditstream.producers import AuditProducer, ProducerConfig
 
+    # A spool of its own, removed afterwards: a record Kafka did not take must not be
+    # replayed later by some other producer (it would record a change that never happened).
+    spool = tempfile.TemporaryDirectory(prefix="auditstream-retention-")
     config = ProducerConfig(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         topic=settings.topics.raw,
         client_id="auditstream-retention",
         librdkafka=settings.kafka.security.librdkafka(),
         block_timeout_seconds=timeout,
+        spool_dir=Path(spool.name),
     )
     metadata: dict[str, Any] = {
         "rows_past_new_horizon": plan.total,
@@ -136,6 +142,7 @@ def record(
         left = audit.flush(timeout)
     finally:
         left_at_close = audit.close(1.0)
+        spool.cleanup()
     if left or left_at_close:
         raise RetentionError(
             f"Kafka ({settings.kafka.bootstrap_servers}) did not acknowledge the audit record "

@@ -58,6 +58,7 @@ def _cli(
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        cwd=home.parent,
     )
 
 
@@ -333,7 +334,9 @@ def test_retention_set_without_a_sink_records_then_changes(env: Env) -> None:
     assert f"This deletes {OLD_ROWS} rows older than 30 days" in done.stdout
     assert "acme" in done.stdout
     assert "globex" in done.stdout
-    [record] = _raw_records(env)
+    records = _raw_records(env)
+    assert len(records) == 1, records
+    [record] = records
     assert record["tenant_id"] == "_system"
     assert record["actor"]["type"] == "system"
     assert record["action"] == "update"
@@ -374,6 +377,9 @@ def test_retention_set_refused_when_kafka_is_unreachable(env: Env) -> None:
                 extra=unreachable)  # fmt: skip
     assert done.returncode == 1
     assert "retention NOT changed" in done.stderr
+    # and the refused record is not left in any spool, to be replayed later
+    assert not (env.settings.home / "spool").exists()
+    assert not (env.settings.home.parent / ".auditstream").exists()  # the CLI's cwd
     writer = store.connect(ch)
     try:
         assert tables.current_retention_days(writer, "auditstream", tables.EVENTS) == 365
