@@ -164,7 +164,7 @@ def sql(statement: str, fmt: str) -> None:
 
     Tables: audit_events, security_alerts. With the embedded store and a running sink, the
     sink answers. ClickHouse enforces read-only (readonly = 1 for the session) and limits
-    (60 s, 100,000 result rows); values print as plain text, control characters escaped.
+    (60 s, 1,000,000 result rows); values print as plain text, control characters escaped.
     """
     from auditstream.cli.render import print_result
     from auditstream.sinks import query

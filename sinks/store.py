@@ -44,8 +44,9 @@ class AnalystLimits:
 
     max_execution_time: int = 60
     """Seconds; the query then fails (``timeout_overflow_mode = throw``)."""
-    max_result_rows: int = 100_000
-    max_result_bytes: int = 256 << 20
+    max_result_rows: int = 1_000_000
+    """The query server holds a result in the sink's memory: bounded by rows and bytes."""
+    max_result_bytes: int = 512 << 20
     max_memory_usage: int = 2 << 30
     max_threads: int = field(default_factory=_default_threads)
     """Half the cores: ingestion keeps the rest while an analyst query runs."""

@@ -164,7 +164,7 @@ def _corpus(tmp: Path) -> list[str]:
         "CREATE FUNCTION f AS x -> x",
         "USE system",
         "GRANT ALL ON *.* TO default",
-        "SELECT * FROM numbers(1000000)",
+        "SELECT * FROM numbers(2000000)",  # over max_result_rows
         "SELECT count() FROM numbers(100000000000) WHERE sleepEachRow(1) = 0 "
         "SETTINGS max_execution_time = 1",
     ]
