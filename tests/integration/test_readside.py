@@ -116,6 +116,11 @@ def _corpus(tmp: Path) -> list[str]:
     return [
         "WITH 1 AS x INSERT INTO audit_events (tenant_id) VALUES ('forged')",
         "INSERT INTO audit_events (tenant_id) VALUES ('forged')",
+        "SELECT 1 # it's\n; DROP TABLE audit_events",
+        "SELECT 1 # it's\n; ALTER TABLE audit_events MODIFY TTL toDateTime(occurred_at) + "
+        "INTERVAL 1 DAY",
+        "SELECT 1 # it's\n; CREATE TABLE x (a UInt8) ENGINE = Memory",
+        "SELECT 1 # it's\n; SET readonly = 1",
         "SELECT 1 # hidden\n; DROP TABLE audit_events",
         "SELECT 1 #\n; ALTER TABLE audit_events MODIFY TTL toDateTime(occurred_at) + "
         "INTERVAL 1 DAY",
