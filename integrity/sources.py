@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from auditstream.config import ClickHouseSettings
 from auditstream.integrity.reconcile import OffsetRange, Place
 from auditstream.sinks import query
+from auditstream.sinks.store import StoreUnavailable
 
 CHUNK = 200_000
 """Offsets per store query: bounds the rows one query returns."""
@@ -165,7 +166,7 @@ class StoreReader:
     def _counts(self, sql: str) -> Counter[int]:
         try:
             result = query.run(self.settings, sql)
-        except query.QueryError as exc:
+        except (query.QueryError, StoreUnavailable) as exc:
             raise SourceError(f"the store refused the reconcile query: {exc}") from None
         return Counter({int(row[0]): int(row[1]) for row in result.rows})
 
@@ -208,7 +209,7 @@ class StoreReader:
                 f"AND source_offset BETWEEN {rng.lo} AND {max(rng.lo, rng.hi - 1)} "
                 "GROUP BY reason ORDER BY reason",
             )
-        except query.QueryError as exc:
+        except (query.QueryError, StoreUnavailable) as exc:
             raise SourceError(f"the store refused the reconcile query: {exc}") from None
         return {str(r[0]): int(r[1]) for r in result.rows}
 
