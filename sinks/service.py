@@ -164,11 +164,11 @@ def build(
     client). Waits for the store; returns no loops if ``stopping`` was set meanwhile."""
     ch = settings.clickhouse
     stopping = stopping or threading.Event()
-    first = connect_waiting(lambda: store.connect(ch), ch, stopping)
+    factory = client_factory or (lambda: store.connect(ch, create=False))
+    first = connect_waiting(client_factory or (lambda: store.connect(ch)), ch, stopping)
     if first is None:
         return [], None
     tables.ensure_accounting(first, ch.database, ch.retention_days, ch.alert_retention_days)
-    factory = client_factory or (lambda: store.connect(ch, create=False))
     loops: list[SinkLoop] = []
     for loop in loop_specs(settings):
         client = first if not loops else connect_waiting(factory, ch, stopping)
