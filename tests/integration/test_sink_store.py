@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from auditstream.producers.sample import events as sample_events
@@ -49,8 +50,7 @@ def batch_of(rows: list[tuple[Any, ...]], first_offset: int = 0) -> Batch:
 
 def stored(client: Any, database: str) -> list[tuple[str, str]]:
     rows = client.query(
-        f"SELECT tenant_id, toString(event_id) FROM `{database}`.audit_events "
-        "ORDER BY tenant_id"
+        f"SELECT tenant_id, toString(event_id) FROM `{database}`.audit_events ORDER BY tenant_id"
     ).result_rows
     return [(r[0], r[1]) for r in rows]
 
@@ -200,9 +200,7 @@ def test_retention_is_read_from_the_table(embedded: Any, database: str) -> None:
     assert read_ttl_days(embedded, database, "audit_dead_letters", "failed_at") == 3650
 
 
-def test_accounting_rows_are_stored_once_per_source_position(
-    embedded: Any, database: str
-) -> None:
+def test_accounting_rows_are_stored_once_per_source_position(embedded: Any, database: str) -> None:
     from auditstream.sinks.rows import Record, dead_letter_row, repeat_row
     from auditstream.sinks.tables import DEAD_LETTERS, REPEATS
     from auditstream.stream_jobs import dead_letter
@@ -234,11 +232,17 @@ def test_accounting_rows_are_stored_once_per_source_position(
         "t.audit.events.repeats",
         0,
         3,
-        (
-            '{"tenant_id": "acme", "event_id": "%s", "source_topic": "t.audit.events.raw", '
-            '"source_partition": 1, "source_offset": 43, "stage": "normalizer", '
-            '"recorded_at": "2026-06-15T12:00:00.000Z"}' % event_id
-        ).encode(),
+        orjson.dumps(
+            {
+                "tenant_id": "acme",
+                "event_id": str(event_id),
+                "source_topic": "t.audit.events.raw",
+                "source_partition": 1,
+                "source_offset": 43,
+                "stage": "normalizer",
+                "recorded_at": "2026-06-15T12:00:00.000Z",
+            }
+        ),
     )
     batch = Batch(max_rows=10, max_seconds=1)
     batch.add(repeat_row(record), record.topic, 0, 3)

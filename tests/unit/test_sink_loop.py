@@ -235,7 +235,12 @@ def test_the_consumer_is_polled_while_a_write_is_under_way() -> None:
     ],
 )
 def test_rows_the_table_cannot_keep_are_dead_lettered(occurred_at: datetime, reason: str) -> None:
-    consumer, writer, clock, producer = FakeConsumer(messages(1)), FakeWriter(), Clock(), FakeProducer()
+    consumer, writer, clock, producer = (
+        FakeConsumer(messages(1)),
+        FakeWriter(),
+        Clock(),
+        FakeProducer(),
+    )
     horizon = Horizon(lambda: 30, now=lambda: NOW)
     loop = make_loop(
         consumer, writer, clock, horizon=horizon, row=row_of(occurred_at), producer=producer,
@@ -317,7 +322,8 @@ def test_every_loop_and_the_sql_server_get_a_client_of_their_own(tmp_path: Any) 
         for loop in loops:
             loop.start()  # reads the retention on the loop's own writer thread
         events, alerts = clients[0], clients[1]
-        assert events.threads and alerts.threads
+        assert events.threads
+        assert alerts.threads
         assert not (events.threads & alerts.threads)
         assert threading.get_ident() not in events.threads | alerts.threads
     finally:
