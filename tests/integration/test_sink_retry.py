@@ -84,7 +84,8 @@ def test_failed_write_is_retried_and_offsets_wait_for_it(env: Env, embedded: Any
         # Read everything, then fail three times: nothing stored, nothing committed.
         def failed_thrice() -> bool:
             loop.step()
-            return writer.failures_left == 0 and writer.attempts == 3
+            # the writes run on the loop's writer thread: count what the loop has seen
+            return loop.stats.failed_writes == 3
 
         wait_for(failed_thrice, interval=0.05, what="three failed writes")
         assert loop.stats.failed_writes == 3
