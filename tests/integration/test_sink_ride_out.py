@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -206,3 +207,43 @@ def test_a_broker_restart_under_a_running_sink_loses_nothing(
         thread.join(60)
     assert failure == []
     assert embedded.command(count) == 900
+
+
+def test_a_write_longer_than_max_poll_interval_keeps_the_group_membership(
+    env: Env, embedded: Any, database: str
+) -> None:
+    """The write runs on the writer thread and the consumer thread polls on, so a write
+    held past ``max.poll.interval.ms`` does not get the consumer thrown out of its group
+    (which used to drop the batch, rebalance, and read it all again)."""
+    topic = env.settings.topics.normalized
+    now = datetime.now(UTC).replace(microsecond=0)
+    produce(env.bootstrap, topic, [now] * 100, seed=4)
+    group = f"{env.settings.app_id}-sink"
+    loop, consumer = sink_loop(
+        env.bootstrap, group, topic, embedded, database, env.settings.topics.dead_letter
+    )
+    consumer.close()
+    short = {**consumer_config(env.bootstrap, group), "max.poll.interval.ms": 10_000}
+    loop._consumer = Consumer(short)
+    writer = GatedWriter(embedded, database)
+    writer.gate.clear()
+    loop._writer = writer
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        assert writer.entered.wait(60)
+        # Hold the write for longer than max.poll.interval.ms (the scenario, not a wait
+        # for something to happen).
+        time.sleep(13)
+        writer.gate.set()
+        wait_for(
+            lambda: committed(env.bootstrap, group, topic, env.settings.topics.partitions) == 100,
+            what="the held batch committed",
+        )
+        assert embedded.command(f"SELECT count() FROM `{database}`.audit_events") == 100
+        assert loop.stats.dropped_on_revoke == 0
+        assert loop.stats.failed_commits == 0
+    finally:
+        writer.gate.set()
+        loop.stopping.set()
+        thread.join(60)
