@@ -39,7 +39,8 @@ MAX_PARTITIONS_PER_INSERT = 50
 """Below ClickHouse's default ``max_partitions_per_insert_block`` (100), with room."""
 
 Position = tuple[int, int] | None
-Identity = tuple[str, uuid.UUID]
+Identity = tuple[str, int]
+"""(tenant, id), the id (a UUID) as its integer: ``uuid.UUID.__hash__`` is Python code."""
 
 
 class WriteFailed(RuntimeError):
@@ -156,7 +157,7 @@ class BatchWriter:
         repeats: list[tuple[Any, ...]] = []
         skipped = 0
         for row in rows:
-            identity: Identity = (row[self._tenant], row[self._id])
+            identity = (row[self._tenant], row[self._id].int)
             position = self._position(row)
             if identity in stored:
                 known = stored[identity]
@@ -168,11 +169,11 @@ class BatchWriter:
                 continue
             skipped += 1
             if position is not None and position not in known:
-                repeats.append(self._repeat(identity, position))
+                repeats.append(self._repeat(row, position))
         return _Plan(fresh, skipped, repeats)
 
-    def _repeat(self, identity: Identity, position: tuple[int, int]) -> tuple[Any, ...]:
-        tenant, event_id = identity
+    def _repeat(self, row: tuple[Any, ...], position: tuple[int, int]) -> tuple[Any, ...]:
+        tenant, event_id = row[self._tenant], row[self._id]
         return (self._raw_topic, *position, tenant, event_id, "sink", self._now())
 
     def _already_stored(self, rows: list[tuple[Any, ...]]) -> dict[Identity, set[Position]]:
@@ -185,7 +186,7 @@ class BatchWriter:
         raw = "" if spec.raw_position is None else ", " + ", ".join(spec.raw_position)
         result = self._client.query(
             # Server-side parameters: a batch's ids would overflow max_query_size as SQL text.
-            # The tenants x ids filter over-selects (a cross product); pairs are matched below.
+            # The tenants x ids filter over-selects (a cross product); _plan matches pairs.
             f"SELECT {spec.tenant_column}, {spec.id_column}{raw} FROM {self._table} "
             f"WHERE {spec.tenant_column} IN {{tenants:Array(String)}} "
             f"AND {spec.time_column} BETWEEN fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
@@ -195,15 +196,13 @@ class BatchWriter:
                 "tenants": sorted({r[self._tenant] for r in rows}),
                 "lo": _millis(min(times)),
                 "hi": _millis(max(times)),
-                "ids": sorted({r[self._id] for r in rows}),
+                "ids": [r[self._id] for r in rows],
             },
         )
-        wanted = {(r[self._tenant], r[self._id]) for r in rows}
+        # Pairs the cross product let in that no row of the batch has are never looked up.
         out: dict[Identity, set[Position]] = {}
         for found in result.result_rows:
-            identity = (found[0], found[1])
-            if identity not in wanted:
-                continue
+            identity = (found[0], found[1].int)
             position: Position = None
             if spec.raw_position is not None and found[2] != NO_RAW_PARTITION:
                 position = (int(found[2]), int(found[3]))
@@ -238,14 +237,13 @@ def _month(value: datetime) -> int:
     return value.year * 100 + value.month
 
 
+def _plain(value: Any) -> Any:
+    return value.int if isinstance(value, uuid.UUID) else value
+
+
 def _digest(rows: list[tuple[Any, ...]], columns: tuple[int, ...]) -> str:
-    h = hashlib.sha256()
-    for row in rows:
-        for index in columns:
-            h.update(str(row[index]).encode())
-            h.update(b"\x1f")
-        h.update(b"\x1e")
-    return h.hexdigest()[:16]
+    text = "\x1e".join("\x1f".join(str(_plain(row[i])) for i in columns) for row in rows)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _millis(value: datetime) -> int:
