@@ -62,20 +62,34 @@ class RateLimitedLog:
 
 
 class RateLimitFilter(logging.Filter):
-    """For loggers we do not write ourselves (librdkafka's): one record per (logger,
-    level, facility) per ``every`` seconds."""
+    """For log lines we do not write ourselves (librdkafka's, urllib3's, clickhouse-connect's
+    retry warnings): one record per (logger, level, kind) per ``every`` seconds. The kind is
+    librdkafka's facility (its first argument) for ``kafka_logger``, else the message's
+    template. Records of ``auditstream`` loggers other than ``kafka_logger`` pass untouched
+    (they are rate-limited where they are written, if they repeat)."""
 
-    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        every: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        kafka_logger: str = "auditstream.sinks.kafka",
+    ):
         super().__init__()
         self._every = every
         self._clock = clock
+        self._kafka = kafka_logger
         self._seen: dict[tuple[str, int, str], float] = {}
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        facility = str(args[0]) if args else str(record.msg)[:40]
-        key = (record.name, record.levelno, facility)
+        if record.name == self._kafka:
+            args = record.args if isinstance(record.args, tuple) else ()
+            kind = str(args[0]) if args else str(record.msg)[:60]
+        elif record.name.startswith("auditstream") or record.levelno < logging.WARNING:
+            return True
+        else:
+            kind = str(record.msg)[:60]
+        key = (record.name, record.levelno, kind)
         now = self._clock()
         with self._lock:
             last = self._seen.get(key)

@@ -103,10 +103,12 @@ def connect_waiting(
             client = connect()
         except Exception as exc:
             failed = True
+            # store.connect's "cannot open ClickHouse at X: why": say X once, then why.
+            why = exc.__cause__ if str(exc).startswith("cannot open") and exc.__cause__ else exc
             rate.warning(
                 "store",
                 "ClickHouse at %s unreachable: %s; retrying every %.0f s",
-                where(settings), exc, retry_seconds,
+                where(settings), str(why)[:500], retry_seconds,
             )  # fmt: skip
             stopping.wait(retry_seconds)
             continue
@@ -197,6 +199,8 @@ def run(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    for handler in logging.getLogger().handlers:  # other libraries' retry warnings, bounded
+        handler.addFilter(RateLimitFilter())
     built, server = build(settings, stopping=stopping)
     loops.extend(built)
     if stopping.is_set():

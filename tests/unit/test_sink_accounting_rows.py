@@ -120,3 +120,23 @@ def test_rate_limited_log_writes_once_per_interval_with_a_count(
         "down: x (100 more like this in the last 30 s)",
         "up again",
     ]
+
+
+def test_other_libraries_retry_warnings_are_bounded_ours_pass() -> None:
+    from auditstream.sinks.ratelog import RateLimitFilter
+
+    now = [0.0]
+    limit = RateLimitFilter(every=30, clock=lambda: now[0])
+
+    def record(name: str, msg: str, *args: object, level: int = logging.WARNING) -> bool:
+        return limit.filter(logging.LogRecord(name, level, __file__, 1, msg, args, None))
+
+    assert record("urllib3.connectionpool", "Retrying (%r) after %r", 1, 2)
+    assert not record("urllib3.connectionpool", "Retrying (%r) after %r", 3, 4)
+    assert record("auditstream.sinks.kafka", "%s [%s] %s", "FAIL", "c1", "down")
+    assert not record("auditstream.sinks.kafka", "%s [%s] %s", "FAIL", "c2", "down")
+    assert record("auditstream.sinks.kafka", "%s [%s] %s", "GETPID", "p1", "retrying")
+    assert record("auditstream.sinks.consumer", "%s: assigned %s", "t", [0])
+    assert record("auditstream.sinks.consumer", "%s: assigned %s", "t", [0])
+    now[0] = 31
+    assert record("urllib3.connectionpool", "Retrying (%r) after %r", 1, 2)
