@@ -252,3 +252,31 @@ def test_accounting_rows_are_stored_once_per_source_position(embedded: Any, data
     assert repeats(embedded, database) == [
         ("t.audit.events.raw", 1, 43, "acme", str(event_id), "normalizer")
     ]
+
+
+def test_a_table_made_before_the_raw_columns_gains_them(embedded: Any) -> None:
+    name = f"store_{uuid.uuid4().hex[:10]}"
+    embedded.command(f"CREATE DATABASE {name}")
+    try:
+        old_ddl = tables.events_ddl(name, 3650)
+        for column in ("raw_partition", "raw_offset"):
+            old_ddl = "\n".join(line for line in old_ddl.splitlines() if f"`{column}`" not in line)
+        embedded.command(old_ddl)
+        embedded.command(
+            f"INSERT INTO `{name}`.audit_events (event_id, tenant_id, occurred_at, received_at) "
+            "VALUES (generateUUIDv4(), 'acme', now64(3), now64(3))"
+        )
+        tables.ensure(embedded, name, 3650)
+        tables.ensure_accounting(embedded, name, 3650, 730)
+        tables.ensure_accounting(embedded, name, 3650, 730)  # twice: nothing changes
+        old = embedded.query(f"SELECT raw_partition, raw_offset FROM `{name}`.audit_events")
+        assert [tuple(r) for r in old.result_rows] == [(2**32 - 1, 2**64 - 1)]
+        value = event_bytes("acme", uuid.uuid4(), NOW)
+        BatchWriter(embedded, name, EVENTS).write(
+            batch_of([to_row(value, 0, 0, with_source(value, 1, 5))])
+        )
+        assert (
+            embedded.command(f"SELECT count() FROM `{name}`.audit_events WHERE raw_offset = 5") == 1
+        )
+    finally:
+        embedded.command(f"DROP DATABASE {name}")
