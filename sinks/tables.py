@@ -339,20 +339,25 @@ def ensure_accounting(
     client: Any, database: str, retention_days: int, alert_retention_days: int
 ) -> None:
     """``audit_events``' raw position columns (tables made before them), and the
-    ``audit_dead_letters`` / ``audit_repeats`` tables, kept as long as the longer of the
-    events' and alerts' retention. Run after ``ensure``."""
+    ``audit_dead_letters`` / ``audit_repeats`` tables. Run after ``ensure``.
+
+    The accounting tables keep their rows as long as the longer of the events' and alerts'
+    retention *as the tables have it* (the settings for a new store). Their TTL is only ever
+    raised to follow a longer retention (``auditstream retention set``), never shortened:
+    shortening deletes data, which only that explicit command may do."""
     for name, ch_type in RAW_POSITION_COLUMNS:
         sentinel = NO_RAW_PARTITION if ch_type == "UInt32" else NO_RAW_OFFSET
         client.command(
             f"ALTER TABLE `{database}`.`{EVENTS_TABLE}` ADD COLUMN IF NOT EXISTS "
             f"`{name}` {ch_type} DEFAULT {sentinel}"
         )
-    days = max(retention_days, alert_retention_days)
+    kept = [current_retention_days(client, database, spec) for spec in (EVENTS, ALERTS)]
+    days = max(
+        kept[0] if kept[0] is not None else retention_days,
+        kept[1] if kept[1] is not None else alert_retention_days,
+    )
     for spec in (DEAD_LETTERS, REPEATS):
         client.command(accounting_ddl(spec, database, days))
-        current = client.command(
-            "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(t)s",
-            parameters={"db": database, "t": spec.name},
-        )
-        if not re.search(rf"toIntervalDay\({days}\)|INTERVAL {days} DAY\b", str(current)):
+        stored = current_retention_days(client, database, spec)
+        if stored is not None and stored < days:
             client.command(_retention_ddl(spec, database, days))

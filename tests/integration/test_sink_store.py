@@ -280,3 +280,23 @@ def test_a_table_made_before_the_raw_columns_gains_them(embedded: Any) -> None:
         )
     finally:
         embedded.command(f"DROP DATABASE {name}")
+
+
+def test_accounting_ttl_follows_a_longer_retention_and_is_never_shortened(
+    embedded: Any, database: str
+) -> None:
+    from auditstream.sinks.horizon import read_ttl_days
+
+    def accounting() -> tuple[int | None, int | None]:
+        return (
+            read_ttl_days(embedded, database, "audit_dead_letters", "failed_at"),
+            read_ttl_days(embedded, database, "audit_repeats", "recorded_at"),
+        )
+
+    assert accounting() == (3650, 3650)
+    tables.set_retention(embedded, database, EVENTS, 5000)  # auditstream retention set
+    tables.ensure_accounting(embedded, database, 365, 730)
+    assert accounting() == (5000, 5000)
+    tables.set_retention(embedded, database, EVENTS, 30)
+    tables.ensure_accounting(embedded, database, 365, 730)
+    assert accounting() == (5000, 5000)
