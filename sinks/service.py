@@ -26,7 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from auditstream.config import ClickHouseSettings, Settings
-from auditstream.sinks import query, store, tables
+from auditstream.sinks import query_server, store, tables
 from auditstream.sinks.consumer import (
     RowBuilder,
     SinkConfig,
@@ -162,8 +162,9 @@ def build(
     client_factory: ClientFactory | None = None,
     stopping: threading.Event | None = None,
 ) -> tuple[list[SinkLoop], QueryServer | None]:
-    """The loops (one client each from ``client_factory``) and the SQL server (its own
-    client). Waits for the store; returns no loops if ``stopping`` was set meanwhile."""
+    """The loops (one client each from ``client_factory``) and, on the embedded store, the
+    SQL server (analyst sessions of its own). Waits for the store; returns no loops if
+    ``stopping`` was set meanwhile."""
     ch = settings.clickhouse
     stopping = stopping or threading.Event()
     factory = client_factory or (lambda: store.connect(ch, create=False))
@@ -177,13 +178,7 @@ def build(
         if client is None:
             return [], None
         loops.append(_loop(settings, client, loop))
-    owner = query.owner_file(ch)
-    server = None
-    if owner is not None:
-        server_client = connect_waiting(factory, ch, stopping)
-        if server_client is None:
-            return [], None
-        server = QueryServer(server_client, ch.database, owner)
+    server = query_server.serve(ch)  # analysts' sessions of its own, never a writer's
     return loops, server
 
 
