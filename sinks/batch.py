@@ -18,6 +18,20 @@ class OffsetRange:
 
 
 @dataclass
+class DeadLetter:
+    """A message this batch sends to the dead-letter topic; the batch's offsets are
+    committed only once every one of them is acknowledged (``acked``)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]]
+    acked: bool = False
+    failed: str | None = None
+    """Why the last delivery failed (it is produced again before the commit)."""
+    sent: bool = False
+
+
+@dataclass
 class Batch:
     """Rows to write and the offsets they cover (dead-lettered messages count as covered)."""
 
@@ -27,6 +41,7 @@ class Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     ranges: dict[tuple[str, int], OffsetRange] = field(default_factory=dict)
     started: float | None = None
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -50,6 +65,14 @@ class Batch:
     def add(self, row: tuple[Any, ...], topic: str, partition: int, offset: int) -> None:
         self.cover(topic, partition, offset)
         self.rows.append(row)
+
+    @property
+    def full(self) -> bool:
+        return len(self.rows) >= self.max_rows
+
+    def dead_letter(self, letter: DeadLetter, topic: str, partition: int, offset: int) -> None:
+        self.cover(topic, partition, offset)
+        self.dead_letters.append(letter)
 
     def ready(self) -> bool:
         if self.empty:

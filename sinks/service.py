@@ -1,7 +1,16 @@
 """The sink process: owns the ClickHouse store, runs one sink loop per table, serves SQL.
 
-Events and alerts are written by two loops (own consumer groups, own threads) sharing one
-ClickHouse client, so a slow or failing alerts write never holds up events, and vice versa.
+Four loops, each with its own consumer group, thread, writer thread and ClickHouse client:
+events (``audit_events``), alerts (``security_alerts``), dead letters
+(``audit_dead_letters``) and repeats (``audit_repeats``), so a slow or failing write to one
+table never holds up another. One client per loop, not one shared: over HTTP a client is one
+session, and a session runs one query at a time ("concurrent queries within the same
+session"). On chDB every client is its own handle on the process's one engine, and
+queries on different handles run concurrently.
+
+The store may be unreachable when the sink starts (a server still booting, the embedded
+store held by another process): the sink then waits for it, saying so once per
+``log_every_seconds``, instead of exiting.
 """
 
 from __future__ import annotations
@@ -9,68 +18,188 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from auditstream.config import Settings
-from auditstream.sinks import query, store
+from auditstream.config import ClickHouseSettings, Settings
+from auditstream.sinks import query_server, store, tables
 from auditstream.sinks.consumer import (
+    RowBuilder,
     SinkConfig,
     SinkLoop,
     consumer_config,
     producer_config,
 )
+from auditstream.sinks.horizon import Horizon, read_ttl_days
 from auditstream.sinks.query_server import QueryServer
-from auditstream.sinks.rows import alert_to_row, to_row
-from auditstream.sinks.tables import ALERTS, EVENTS, TableSpec
+from auditstream.sinks.ratelog import RateLimitedLog, RateLimitFilter
+from auditstream.sinks.rows import alert_row, dead_letter_row, event_row, repeat_row
+from auditstream.sinks.tables import ALERTS, DEAD_LETTERS, EVENTS, REPEATS, TableSpec
 from auditstream.sinks.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+kafka_log = logging.getLogger("auditstream.sinks.kafka")
+kafka_log.addFilter(RateLimitFilter())
+
+ClientFactory = Callable[[], Any]
 
 
-def _loop(settings: Settings, client: Any, spec: TableSpec, topic: str, group: str) -> SinkLoop:
+@dataclass(frozen=True)
+class LoopSpec:
+    """One table's loop: where it reads, what it writes, how a message becomes a row."""
+
+    spec: TableSpec
+    topic: str
+    group: str
+    row: RowBuilder
+    dead_letters: bool = True
+    """False for the loop reading the dead-letter topic: it must never write to it."""
+    retention: bool = True
+    """Dead-letter rows the table's TTL would delete at once (``horizon``)."""
+
+
+def loop_specs(settings: Settings) -> list[LoopSpec]:
+    app, topics = settings.app_id, settings.topics
+    return [
+        LoopSpec(EVENTS, topics.normalized, f"{app}-sink", event_row),
+        LoopSpec(ALERTS, topics.alerts, f"{app}-sink-alerts", alert_row),
+        LoopSpec(
+            DEAD_LETTERS,
+            topics.dead_letter,
+            f"{app}-sink-dead-letters",
+            dead_letter_row,
+            dead_letters=False,
+            retention=False,
+        ),
+        LoopSpec(REPEATS, topics.repeats, f"{app}-sink-repeats", repeat_row, retention=False),
+    ]
+
+
+def where(settings: ClickHouseSettings) -> str:
+    """The store's address for a log line (no credentials)."""
+    dsn = settings.dsn
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return dsn
+
+
+def connect_waiting(
+    connect: ClientFactory,
+    settings: ClickHouseSettings,
+    stopping: threading.Event,
+    retry_seconds: float = 5.0,
+    log_every: float = 30.0,
+) -> Any | None:
+    """``connect()`` until it succeeds (None if ``stopping`` is set first)."""
+    rate = RateLimitedLog(log, log_every)
+    failed = False
+    while not stopping.is_set():
+        try:
+            client = connect()
+        except Exception as exc:
+            failed = True
+            # store.connect's "cannot open ClickHouse at X: why": say X once, then why.
+            why = exc.__cause__ if str(exc).startswith("cannot open") and exc.__cause__ else exc
+            rate.warning(
+                "store",
+                "ClickHouse at %s unreachable: %s; retrying every %.0f s",
+                where(settings), str(why)[:500], retry_seconds,
+            )  # fmt: skip
+            stopping.wait(retry_seconds)
+            continue
+        if failed:
+            log.info("ClickHouse at %s reachable; starting", where(settings))
+        return client
+    return None
+
+
+def _loop(settings: Settings, client: Any, loop: LoopSpec) -> SinkLoop:
     ch = settings.clickhouse
     bootstrap = settings.kafka.bootstrap_servers
     security = settings.kafka.security.librdkafka()
+    horizon = None
+    if loop.retention:
+        spec = loop.spec
+        horizon = Horizon(lambda: read_ttl_days(client, ch.database, spec.name, spec.time_column))
     return SinkLoop(
-        consumer=Consumer(consumer_config(bootstrap, group, security)),
-        writer=BatchWriter(client, ch.database, spec),
-        dead_letters=Producer(producer_config(bootstrap, security)),
+        consumer=Consumer(
+            {**consumer_config(bootstrap, loop.group, security), "error_cb": _kafka_error},
+            logger=kafka_log,
+        ),
+        writer=BatchWriter(client, ch.database, loop.spec, raw_topic=settings.topics.raw),
+        dead_letters=Producer(
+            {**producer_config(bootstrap, security), "error_cb": _kafka_error}, logger=kafka_log
+        )
+        if loop.dead_letters
+        else None,
         config=SinkConfig(
-            topic=topic,
+            topic=loop.topic,
             dead_letter_topic=settings.topics.dead_letter,
             max_rows=ch.batch_max_rows,
             max_seconds=ch.batch_max_seconds,
         ),
-        row=alert_to_row if spec is ALERTS else to_row,
+        row=loop.row,
+        horizon=horizon,
     )
 
 
-def build(settings: Settings) -> tuple[list[SinkLoop], QueryServer | None]:
+_kafka_errors = RateLimitedLog(kafka_log)
+
+
+def _kafka_error(error: Any) -> None:
+    """librdkafka's client-level errors (all brokers down...): one line per kind per 30 s."""
+    code = error.code() if hasattr(error, "code") else error
+    _kafka_errors.warning(f"kafka:{code}", "kafka: %s", error)
+
+
+def build(
+    settings: Settings,
+    client_factory: ClientFactory | None = None,
+    stopping: threading.Event | None = None,
+) -> tuple[list[SinkLoop], QueryServer | None]:
+    """The loops (one client each from ``client_factory``) and, on the embedded store, the
+    SQL server (analyst sessions of its own). Waits for the store; returns no loops if
+    ``stopping`` was set meanwhile."""
     ch = settings.clickhouse
-    client = store.connect(ch)
-    app = settings.app_id
-    loops = [
-        _loop(settings, client, EVENTS, settings.topics.normalized, f"{app}-sink"),
-        _loop(settings, client, ALERTS, settings.topics.alerts, f"{app}-sink-alerts"),
-    ]
-    owner = query.owner_file(ch)
-    server = QueryServer(client, ch.database, owner) if owner is not None else None
+    stopping = stopping or threading.Event()
+    factory = client_factory or (lambda: store.connect(ch, create=False))
+    first = connect_waiting(client_factory or (lambda: store.connect(ch)), ch, stopping)
+    if first is None:
+        return [], None
+    tables.ensure_accounting(first, ch.database, ch.retention_days, ch.alert_retention_days)
+    loops: list[SinkLoop] = []
+    for loop in loop_specs(settings):
+        client = first if not loops else connect_waiting(factory, ch, stopping)
+        if client is None:
+            return [], None
+        loops.append(_loop(settings, client, loop))
+    server = query_server.serve(ch)  # analysts' sessions of its own, never a writer's
     return loops, server
 
 
 def run(settings: Settings) -> None:
     """Run in the foreground until SIGINT / SIGTERM; buffered rows are written first."""
-    loops, server = build(settings)
+    stopping = threading.Event()
+    loops: list[SinkLoop] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
         for loop in loops:
             loop.stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    for handler in logging.getLogger().handlers:  # other libraries' retry warnings, bounded
+        handler.addFilter(RateLimitFilter())
+    built, server = build(settings, stopping=stopping)
+    loops.extend(built)
+    if stopping.is_set():
+        stop(signal.SIGTERM, None)
     failures: list[BaseException] = []
 
     def guarded(loop: SinkLoop) -> None:
@@ -81,12 +210,16 @@ def run(settings: Settings) -> None:
             failures.append(exc)
             stop(signal.SIGTERM, None)
 
-    threads = [threading.Thread(target=guarded, args=(loop,)) for loop in loops]
+    threads = [
+        threading.Thread(target=guarded, args=(loop,), name=f"sink-{spec.spec.name}")
+        for loop, spec in zip(loops, loop_specs(settings), strict=False)
+    ]
     for thread in threads:
         thread.start()
     if server is not None:
         server.start()
-    log.info("sink running -> %s", settings.clickhouse.database)
+    if loops:
+        log.info("sink running -> %s", settings.clickhouse.database)
     try:
         while any(t.is_alive() for t in threads):
             for thread in threads:

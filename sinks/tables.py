@@ -49,7 +49,16 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("metadata", "String"),
     ("kafka_partition", "UInt32"),
     ("kafka_offset", "UInt64"),
+    ("raw_partition", "UInt32"),
+    ("raw_offset", "UInt64"),
 )
+"""``raw_partition`` / ``raw_offset``: where the event was read from the raw topic (the
+``auditstream.source.*`` headers; docs/decisions/0001-accounting-contract.md), or
+``NO_RAW_PARTITION`` / ``NO_RAW_OFFSET`` when the message did not say."""
+
+NO_RAW_PARTITION = 2**32 - 1
+NO_RAW_OFFSET = 2**64 - 1
+RAW_POSITION_COLUMNS = (("raw_partition", "UInt32"), ("raw_offset", "UInt64"))
 
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 EVENTS_TABLE = "audit_events"
@@ -94,6 +103,12 @@ class TableSpec:
     tenant_column: str
     time_column: str
     indexes: tuple[str, ...] = ()
+    check_stored: bool = True
+    """Skip rows whose (tenant, id) is already stored (events, alerts); the accounting
+    tables rely on their ReplacingMergeTree key (the source position) instead."""
+    raw_position: tuple[str, str] | None = None
+    """(partition, offset) columns of the raw position: a row skipped as already stored
+    from another raw position is recorded as a repeat."""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -114,6 +129,7 @@ EVENTS = TableSpec(
         "INDEX idx_resource resource_id TYPE bloom_filter GRANULARITY 4",
         "INDEX idx_event event_id TYPE bloom_filter GRANULARITY 4",
     ),
+    raw_position=("raw_partition", "raw_offset"),
 )
 ALERTS = TableSpec(
     name=ALERTS_TABLE,
@@ -243,3 +259,105 @@ def ensure(client: Any, database: str, retention_days: int) -> None:
 def ensure_alerts(client: Any, database: str, retention_days: int) -> None:
     """``security_alerts`` (after ``ensure``)."""
     _ensure(client, ALERTS, database, retention_days)
+
+
+# -- accounting (docs/decisions/0001-accounting-contract.md) --------------------------------
+DEAD_LETTERS_TABLE = "audit_dead_letters"
+DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_topic", "LowCardinality(String)"),
+    ("source_partition", "UInt32"),
+    ("source_offset", "UInt64"),
+    ("reason", "LowCardinality(String)"),
+    ("detail", "String"),
+    ("failed_at", "DateTime64(3, 'UTC')"),
+    ("failed_topic", "LowCardinality(String)"),
+    ("failed_partition", "UInt32"),
+    ("failed_offset", "UInt64"),
+    ("key", "String"),
+    ("payload", "String"),
+    ("payload_size", "UInt64"),
+    ("payload_sha256", "FixedString(64)"),
+    ("payload_truncated", "Bool"),
+    ("original_size", "UInt64"),
+    ("original_sha256", "String"),
+    ("kafka_partition", "UInt32"),
+    ("kafka_offset", "UInt64"),
+)
+"""``source_*``: the raw position (``auditstream.source.*`` headers, else the
+``auditstream.dlq.*`` ones); ``failed_*``: where the message failed (``auditstream.dlq.*``);
+``payload``: the first ``DEAD_LETTER_PAYLOAD_BYTES`` bytes of the message's value,
+``payload_size`` / ``payload_sha256`` of the whole value as received; ``original_*``: what the
+normalizer says of a payload it truncated (0 / '' when it did not)."""
+DEAD_LETTER_PAYLOAD_BYTES = 65_536
+
+REPEATS_TABLE = "audit_repeats"
+REPEAT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_topic", "LowCardinality(String)"),
+    ("source_partition", "UInt32"),
+    ("source_offset", "UInt64"),
+    ("tenant_id", "LowCardinality(String)"),
+    ("event_id", "UUID"),
+    ("stage", "LowCardinality(String)"),
+    ("recorded_at", "DateTime64(3, 'UTC')"),
+)
+
+DEAD_LETTERS = TableSpec(
+    name=DEAD_LETTERS_TABLE,
+    columns=DEAD_LETTER_COLUMNS,
+    id_column="source_offset",
+    tenant_column="source_topic",
+    time_column="failed_at",
+    check_stored=False,
+)
+REPEATS = TableSpec(
+    name=REPEATS_TABLE,
+    columns=REPEAT_COLUMNS,
+    id_column="source_offset",
+    tenant_column="tenant_id",
+    time_column="recorded_at",
+    check_stored=False,
+)
+ACCOUNTING_ORDER = ("source_topic", "source_partition", "source_offset")
+
+
+def accounting_ddl(spec: TableSpec, database: str, retention_days: int) -> str:
+    """One row per source position (a redelivered record folds into it)."""
+    lines = [f"    `{name}` {ch_type}" for name, ch_type in spec.columns]
+    lines.append("    `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)")
+    body = ",\n".join(lines)
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`{spec.name}` (\n{body}\n)\n"
+        "ENGINE = ReplacingMergeTree\n"
+        f"PARTITION BY toYYYYMM({spec.time_column})\n"
+        f"ORDER BY ({', '.join(ACCOUNTING_ORDER)})\n"
+        f"TTL toDateTime({spec.time_column}) + INTERVAL {retention_days} DAY DELETE\n"
+        "SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1"
+    )
+
+
+def ensure_accounting(
+    client: Any, database: str, retention_days: int, alert_retention_days: int
+) -> None:
+    """``audit_events``' raw position columns (tables made before them), and the
+    ``audit_dead_letters`` / ``audit_repeats`` tables. Run after ``ensure``.
+
+    The accounting tables keep their rows as long as the longer of the events' and alerts'
+    retention *as the tables have it* (the settings for a new store). Their TTL is only ever
+    raised to follow a longer retention (``auditstream retention set``), never shortened:
+    shortening deletes data, which only that explicit command may do."""
+    for name, ch_type in RAW_POSITION_COLUMNS:
+        sentinel = NO_RAW_PARTITION if ch_type == "UInt32" else NO_RAW_OFFSET
+        client.command(
+            f"ALTER TABLE `{database}`.`{EVENTS_TABLE}` ADD COLUMN IF NOT EXISTS "
+            f"`{name}` {ch_type} DEFAULT {sentinel}"
+        )
+    kept = [current_retention_days(client, database, spec) for spec in (EVENTS, ALERTS)]
+    days = max(
+        kept[0] if kept[0] is not None else retention_days,
+        kept[1] if kept[1] is not None else alert_retention_days,
+    )
+    for spec in (DEAD_LETTERS, REPEATS):
+        client.command(accounting_ddl(spec, database, days))
+        stored = current_retention_days(client, database, spec)
+        if stored is not None and stored < days:
+            client.command(_retention_ddl(spec, database, days))

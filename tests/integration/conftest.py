@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from auditstream.config import Settings
+from auditstream.config import ClickHouseSettings, Settings
 from auditstream.infra import topics
 from auditstream.pipeline import Pipeline
-from auditstream.sinks import query
+from auditstream.sinks import query, store
 
 
 def wait_for(
@@ -100,3 +100,13 @@ def env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Env]:
     # Its topics (and its Faust app's changelogs and repartition topics) go with it: a shared
     # cluster (KAFKA_BOOTSTRAP_SERVERS) is not left with a few hundred test topics.
     topics.delete_topics_with(kafka_bootstrap, environment.run, environment.security)
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The one chDB engine this test process may open (chDB allows one per process, and one
+    data directory): tests share it, each in a database of its own."""
+    path = Path(tmp_path_factory.mktemp("chdb"))
+    client = store.connect(ClickHouseSettings(dsn=f"chdb://{path}", database="sessiontest"))
+    yield client
+    client.close()

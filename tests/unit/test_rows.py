@@ -11,7 +11,7 @@ import pytest
 
 from auditstream.schemas.codec import encode
 from auditstream.sinks.rows import UnstorableEvent, to_row
-from auditstream.sinks.tables import EVENT_COLUMN_NAMES
+from auditstream.sinks.tables import EVENT_COLUMN_NAMES, NO_RAW_OFFSET, NO_RAW_PARTITION
 from auditstream.stream_jobs.dedup import RecentIds
 from auditstream.stream_jobs.normalize import Normalized, Normalizer
 
@@ -105,6 +105,8 @@ def test_full_event_values_land_in_their_columns() -> None:
         "metadata": '{"source":"sync","n":2}',
         "kafka_partition": 4,
         "kafka_offset": 987,
+        "raw_partition": NO_RAW_PARTITION,  # no source headers: stored, position unknown
+        "raw_offset": NO_RAW_OFFSET,
     }
 
 
