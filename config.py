@@ -33,6 +33,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _replication(env: Mapping[str, str], name: str) -> int | None:
+    """A replica count, or None (unset, empty or -1) for the broker's default."""
+    raw = (env.get(name) or "").strip()
+    if raw in ("", "-1"):
+        return None
+    return _int(env, name, 1, 1)
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -57,6 +65,9 @@ class Topics:
     repeats: str = "audit.events.repeats"
     """Records of events dropped as repeats (docs/decisions/0001-accounting-contract.md)."""
     partitions: int = 6
+    replication_factor: int | None = None
+    """Replicas of every topic we create, ours and Faust's (``AUDITSTREAM_REPLICATION_FACTOR``);
+    None: the broker's ``default.replication.factor``."""
 
     def with_prefix(self, prefix: str) -> Topics:
         """Same layout under a prefix: tests give every run its own topics."""
@@ -189,7 +200,11 @@ class Settings:
             max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
         )
         topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
-        topics = replace(topics, partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1))
+        topics = replace(
+            topics,
+            partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1),
+            replication_factor=_replication(env, "AUDITSTREAM_REPLICATION_FACTOR"),
+        )
         return cls(
             home=home,
             kafka=kafka,

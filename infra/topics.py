@@ -6,11 +6,18 @@ import contextlib
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from auditstream.config import Topics
 
 DAY_MS = 24 * 3600 * 1000
+BROKER_DEFAULT = -1
+"""A replication factor of -1 in CreateTopics: the broker's ``default.replication.factor``."""
 
 
 def _admin(bootstrap_servers: str, security: Mapping[str, str] | None) -> AdminClient:
@@ -20,11 +27,15 @@ def _admin(bootstrap_servers: str, security: Mapping[str, str] | None) -> AdminC
 def ensure_topics(
     bootstrap_servers: str,
     topics: Topics,
-    replication: int = 1,
+    replication: int | None = None,
     security: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create any missing topic; returns the names created. Existing topics are left alone.
+    ``replication``: replicas per topic; None: ``topics.replication_factor``, and when that is
+    None too, the broker's ``default.replication.factor``.
     ``security``: librdkafka TLS / SASL settings (``KafkaSecurity.librdkafka()``)."""
+    if replication is None:
+        replication = topics.replication_factor
     admin = _admin(bootstrap_servers, security)
     existing = set(admin.list_topics(timeout=15).topics)
     wanted = {
@@ -34,7 +45,12 @@ def ensure_topics(
         topics.alerts: {"retention.ms": str(30 * DAY_MS)},
     }
     new = [
-        NewTopic(name, num_partitions=topics.partitions, replication_factor=replication, config=cfg)
+        NewTopic(
+            name,
+            num_partitions=topics.partitions,
+            replication_factor=BROKER_DEFAULT if replication is None else replication,
+            config=cfg,
+        )
         for name, cfg in wanted.items()
         if name not in existing
     ]
@@ -72,3 +88,18 @@ def delete_topics_with(
             with contextlib.suppress(KafkaException):
                 future.result()
     return names
+
+
+def default_replication_factor(
+    bootstrap_servers: str, security: Mapping[str, str] | None = None, timeout: float = 10.0
+) -> int:
+    """The broker's ``default.replication.factor`` (for clients that need a number: Faust).
+    Raises ``KafkaException`` when no broker answers within ``timeout``."""
+    admin = _admin(bootstrap_servers, security)
+    brokers = admin.list_topics(timeout=timeout).brokers
+    if not brokers:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no broker in the metadata"))
+    resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+    described = admin.describe_configs([resource], request_timeout=timeout)[resource]
+    entry = described.result(timeout=timeout)["default.replication.factor"]
+    return int(entry.value)

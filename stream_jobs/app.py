@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
 from faust.sensors import Monitor
+from faust.types import TransportT
+from mode.utils.objects import cached_property
 
 from auditstream.config import Settings
+from auditstream.infra import topics as topic_admin
+from auditstream.stream_jobs import quiet_logs
+from auditstream.stream_jobs.faust_transport import GatedFlowControl, Transport
+
+log = logging.getLogger(__name__)
+
+BROKER_RETRY_SECONDS = 2.0
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -25,6 +37,7 @@ class Worker(faust.Worker):
 
     def on_setup_root_logger(self, logger: Any, level: int) -> None:
         self.spinner = None
+        quiet_logs.install(list(logger.handlers))
 
 
 class QuietMonitor(Monitor):
@@ -68,6 +81,59 @@ class QuietMonitor(Monitor):
         return None
 
 
+class App(faust.App):
+    """``faust.App`` with our transport (``faust_transport``) and a start that waits for Kafka.
+
+    Before anything connects, the first start waits until a broker answers (one log line
+    every 30 s says so and what to check; the worker keeps trying rather than exiting) and
+    reads the replication factor Faust should give its own topics: ours, or the broker's
+    ``default.replication.factor`` (Faust needs a number).
+    """
+
+    def __init__(self, id: str, *, settings: Settings, **options: Any) -> None:
+        super().__init__(id, **options)
+        self.settings = settings
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> GatedFlowControl:
+        return GatedFlowControl(loop=self.loop)
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        replicas = await wait_for_broker(self.settings)
+        self.conf.topic_replication_factor = replicas
+
+
+def replication_factor(settings: Settings, timeout: float = 10.0) -> int:
+    """What Faust's topics get: ``AUDITSTREAM_REPLICATION_FACTOR``, else the broker default.
+    Raises ``KafkaException`` when no broker answers."""
+    kafka = settings.kafka
+    security = kafka.security.librdkafka()
+    default = topic_admin.default_replication_factor(kafka.bootstrap_servers, security, timeout)
+    configured = settings.topics.replication_factor
+    return default if configured is None else configured
+
+
+async def wait_for_broker(settings: Settings, retry_seconds: float = BROKER_RETRY_SECONDS) -> int:
+    """Until a broker answers: the replication factor for Faust's topics."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await loop.run_in_executor(None, replication_factor, settings)
+        except KafkaException as exc:
+            # One line per condition every 30 s (``quiet_logs``); no traceback: expected.
+            log.warning(
+                "Kafka at %s is not reachable (%s); the worker keeps trying. Check that "
+                "the broker runs (`auditstream kafka status`) and KAFKA_BOOTSTRAP_SERVERS.",
+                settings.kafka.bootstrap_servers,
+                exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc,
+            )
+            await asyncio.sleep(retry_seconds)
+
+
 def create_app(settings: Settings, **overrides: Any) -> faust.App:
     """A Faust app for ``settings``; its agents are added by ``stream_jobs.worker``."""
     conf: dict[str, Any] = {
@@ -75,7 +141,9 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "store": "memory://",
         "datadir": str(settings.home / "faust"),
         "topic_partitions": settings.topics.partitions,
-        "topic_replication_factor": 1,
+        # Replaced at start by the configured or the broker's default (``App``); a number
+        # until then, as Faust requires.
+        "topic_replication_factor": settings.topics.replication_factor or 1,
         "producer_acks": -1,
         "producer_linger_ms": 5,
         # 256 KiB batches (aiokafka's default is 16 KiB, ~25 normalized events): fewer produce
@@ -94,4 +162,4 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
     if credentials is not None:
         conf["broker_credentials"] = credentials
     conf.update(overrides)
-    return faust.App(f"{settings.app_id}-worker", **conf)
+    return App(f"{settings.app_id}-worker", settings=settings, **conf)
