@@ -111,8 +111,10 @@ def replication_factor(settings: Settings, timeout: float = 10.0) -> int:
     """What Faust's topics get: ``AUDITSTREAM_REPLICATION_FACTOR``, else the broker default.
     Raises ``KafkaException`` when no broker answers."""
     kafka = settings.kafka
-    security = kafka.security.librdkafka()
-    default = topic_admin.default_replication_factor(kafka.bootstrap_servers, security, timeout)
+    # librdkafka would print every failed connection attempt (20 a second) to stderr: the
+    # caller says once that Kafka is unreachable, so its own log stays silent.
+    config = {**kafka.security.librdkafka(), "log_level": "0"}
+    default = topic_admin.default_replication_factor(kafka.bootstrap_servers, config, timeout)
     configured = settings.topics.replication_factor
     return default if configured is None else configured
 
