@@ -12,9 +12,10 @@ offset **and** flow has been resumed after that seek: only then may it be fetche
 changes close the same bookkeeping holes: no commit for a partition not positioned yet in this
 generation, the committed-offset check also when nothing was committed before, acknowledgements
 of records fetched in an earlier generation ignored, and a gap never covers the record that
-revealed it. The worker's consumers also read committed data only (``read_committed``): the
-normalized topic is written by a transactional producer, and aborted records must never reach
-an agent.
+revealed it, and a fetch returns records of the partitions asked for only (aiokafka reads an
+empty set as "all partitions"). The worker's consumers also read committed data only
+(``read_committed``): the normalized topic is written by a transactional producer, and aborted
+records must never reach an agent.
 """
 
 from __future__ import annotations
@@ -52,6 +53,32 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
         # have open bugs). aiokafka hands this attribute to its fetcher when it starts.
         consumer._isolation_level = READ_COMMITTED
         return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        """Records of the partitions Faust asked for, and of no other.
+
+        Faust hands over its *live* set of active partitions. aiokafka reads it while it
+        waits, and an empty set means "every partition" to it: when Faust pauses the last
+        active ones meanwhile (the changelogs, at the end of a recovery), aiokafka returns and
+        consumes the records of held stream partitions, which Faust then drops as inactive.
+        A copy taken now cannot change; an empty one fetches nothing.
+        """
+        wanted = set(active_partitions)  # a copy: Faust's set changes, this one does not
+        if not wanted:
+            return {}
+        records = dict(
+            await super()._fetch_records(consumer, wanted, timeout=timeout, max_records=max_records)
+        )
+        held: frozenset[TP] = getattr(self.consumer, "held", frozenset())
+        for tp in [tp for tp in records if tp in held]:  # never fetched: put them back
+            consumer.seek(tp, records.pop(tp)[0].offset)
+        return records
 
 
 class PositionedConsumer(driver.Consumer):
