@@ -7,8 +7,9 @@ a count per key in a changelog table (state to recover after a restart) and appe
 ``PROBE_WIDEN=1`` widens Faust's recovery window deterministically, without changing its
 order of operations: the seek to committed offsets waits until records of the input topic
 have been fetched into the agent's queue while it was pending (if the consumer fetches them
-at all before the seek), and the agent's first batch waits for that seek. Faust then resumes
-flow control, which clears the queues: with Faust's order the queued records are lost.
+at all before the seek), and the agent takes its first batch only once flow control has
+resumed after that seek. That resume clears the queues: with Faust's order the queued
+records are lost (never processed, and skipped on the re-fetch as already read).
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ def widen_seek(app: faust.App, topic: str, seeked: asyncio.Event) -> None:
     ``topic`` is being fetched, until records of it wait in a stream queue."""
     base: Any = app.transport.Consumer
 
+    done = asyncio.Event()  # the seek is done; ``seeked``: and flow resumed after it
+    flow: Any = app.flow_control
+    resume = flow.resume
+
+    def resume_then_release_the_agent() -> None:
+        resume()
+        if done.is_set():
+            seeked.set()
+
+    flow.resume = resume_then_release_the_agent
+
     class Widened(base):  # type: ignore[misc,valid-type]
         async def perform_seek(self) -> None:
             loop = asyncio.get_running_loop()
@@ -70,7 +82,7 @@ def widen_seek(app: faust.App, topic: str, seeked: asyncio.Event) -> None:
             while loop.time() < deadline and self._fetching(topic) and not _queued(app):
                 await asyncio.sleep(0.01)
             await super().perform_seek()
-            seeked.set()
+            done.set()
 
         def _fetching(self, name: str) -> bool:
             return any(tp.topic == name for tp in self._get_active_partitions())
