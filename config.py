@@ -141,6 +141,13 @@ class NormalizerSettings:
     dedup_max_ids: int = 200_000
     batch_size: int = 500
     batch_within_seconds: float = 0.05
+    instance: str = "0"
+    """Names this normalizer process (``AUDITSTREAM_NORMALIZER_INSTANCE``): its transactional
+    id and static group member id. Give each concurrently running instance its own."""
+    transaction_max_events: int = 2_000
+    """A transaction covers at most this many raw messages ..."""
+    transaction_max_seconds: float = 0.1
+    """... or those read within this long after the first (``stream_jobs.normalizer``)."""
 
 
 @dataclass(frozen=True)
@@ -196,14 +203,20 @@ class Settings:
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
         )
-        normalizer = NormalizerSettings(
-            max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
-        )
         topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
         topics = replace(
             topics,
             partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1),
             replication_factor=_replication(env, "AUDITSTREAM_REPLICATION_FACTOR"),
+        )
+        instance = env.get("AUDITSTREAM_NORMALIZER_INSTANCE") or "0"
+        if not all(ch.isalnum() or ch in "-_." for ch in instance):
+            raise ConfigError(
+                f"AUDITSTREAM_NORMALIZER_INSTANCE={instance!r}: use letters, digits, - _ ."
+            )
+        normalizer = NormalizerSettings(
+            max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
+            instance=instance,
         )
         return cls(
             home=home,

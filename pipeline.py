@@ -1,4 +1,5 @@
-"""Runs the pipeline's processes (stream worker, sink) as children, and stops them cleanly.
+"""Runs the pipeline's processes (normalizer, stream worker, sink) as children, and stops them
+cleanly.
 
 Used by ``auditstream demo`` / ``auditstream run`` and by the integration tests, so both
 exercise the same processes a deployment runs.
@@ -21,6 +22,9 @@ from typing import IO
 from auditstream.config import Settings
 from auditstream.sinks import query
 
+ROLES = ("sink", "normalizer", "worker")
+"""The pipeline's processes, in start order (``auditstream <role>``)."""
+
 
 class PipelineError(RuntimeError):
     """A pipeline process did not start or stop as expected."""
@@ -42,7 +46,7 @@ class Pipeline:
         return self.settings.home / "logs" / f"{role}.log"
 
     def start(self, role: str) -> None:
-        """Start ``worker`` or ``sink`` (no-op if that child is already running)."""
+        """Start ``normalizer``, ``worker`` or ``sink`` (no-op if that child is running)."""
         proc = self.procs.get(role)
         if proc is not None and proc.poll() is None:
             return
@@ -104,9 +108,16 @@ class Pipeline:
             log.close()
         return proc.returncode
 
+    def start_all(self) -> None:
+        """The sink, the normalizer and the worker, in that order."""
+        for role in ROLES:
+            self.start(role)
+
     def stop_all(self) -> None:
-        # The worker first: the sink then drains what the worker last published.
-        for role in ("worker", "sink"):
+        # Upstream first: the worker and the sink then drain what was last published.
+        for role in ("normalizer", "worker", "sink"):
+            self.stop(role)
+        for role in list(self.procs):
             self.stop(role)
 
 
@@ -114,8 +125,7 @@ class Pipeline:
 def running(env: Mapping[str, str] | None = None) -> Iterator[Pipeline]:
     pipeline = Pipeline.from_env(env)
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         yield pipeline
     finally:

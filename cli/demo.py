@@ -89,9 +89,8 @@ def run(settings: Settings, console: Console, events: int, seed: int, keep_kafka
     topics.ensure_topics(settings.kafka.bootstrap_servers, settings.topics)
     pipeline = Pipeline.from_env()
     try:
-        with console.status("Starting the stream worker and the ClickHouse sink..."):
-            pipeline.start("sink")
-            pipeline.start("worker")
+        with console.status("Starting the normalizer, the stream worker and the sink..."):
+            pipeline.start_all()
             pipeline.wait_sink_ready()
         return _publish_and_report(settings, pipeline, console, events, seed)
     except PipelineError as exc:

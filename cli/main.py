@@ -117,7 +117,7 @@ def kafka_status() -> None:
 
 @cli.command()
 def worker() -> None:
-    """Run the stream worker (normalizer) in the foreground."""
+    """Run the stream worker (the detectors) in the foreground."""
     from auditstream.detectors.config import DetectorConfigError
     from auditstream.infra import topics
     from auditstream.stream_jobs import worker as stream_worker
@@ -134,6 +134,30 @@ def worker() -> None:
         security=settings.kafka.security.librdkafka(),
     )
     stream_worker.run(settings)
+
+
+@cli.command()
+def normalizer() -> None:
+    """Run the normalizer (raw -> normalized / dead-letter / repeats) in the foreground."""
+    from confluent_kafka import KafkaException
+
+    from auditstream.infra import topics
+    from auditstream.stream_jobs import normalizer as loop
+
+    settings = _settings()
+    bootstrap = settings.kafka.bootstrap_servers
+    try:
+        topics.ensure_topics(
+            bootstrap, settings.topics, security=settings.kafka.security.librdkafka()
+        )
+    except KafkaException as exc:
+        err.print(f"[red]error:[/red] cannot reach Kafka at {escape(bootstrap)} ({exc.args[0]})")
+        sys.exit(1)
+    try:
+        loop.run(settings, say=lambda line: console.print(escape(line)))
+    except loop.NormalizerError as exc:
+        err.print("[red]error:[/red]", escape(str(exc)))
+        sys.exit(1)
 
 
 @cli.command()

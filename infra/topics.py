@@ -42,6 +42,7 @@ def ensure_topics(
         topics.raw: {"retention.ms": str(7 * DAY_MS)},
         topics.normalized: {"retention.ms": str(7 * DAY_MS)},
         topics.dead_letter: {"retention.ms": str(30 * DAY_MS)},
+        topics.repeats: {"retention.ms": str(30 * DAY_MS)},
         topics.alerts: {"retention.ms": str(30 * DAY_MS)},
     }
     new = [

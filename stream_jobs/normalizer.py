@@ -1,79 +1,609 @@
-"""The normalizer agent: raw topic -> normalized topic, or the dead-letter topic.
+"""The normalizer: raw topic -> normalized / dead-letter / repeats, in Kafka transactions.
 
-Every event ends in exactly one of three places: the normalized topic, the dead-letter
-topic (with its reason and original bytes), or nowhere because it repeats an event seen
-within the dedup window. Nothing an event contains can stop the agent: the step is pure
-and total, and any unexpected error is caught per event and dead-lettered.
+``auditstream normalizer`` runs one ``NormalizerLoop`` in its own process. Each turn is the
+same four small steps (docs/decisions/0002-normalizer-loop.md):
+
+1. **fill** a batch from the consumer, bounded by size and time (``Batch``);
+2. **process** it: the pure ``Normalizer`` decides each message's outcome and the pure
+   ``Router`` turns it into exactly one record (normalized event, dead letter, repeat),
+   with the source headers; any unexpected error is caught per message and dead-lettered;
+3. **transact**: begin, produce every record, ``send_offsets_to_transaction`` with the
+   batch's next offsets, commit (``Transactor``);
+4. **settle**: committed, the dedup window keeps the batch's ids; aborted, it forgets them
+   and the consumer is rewound to where the batch started (= the committed offsets), so the
+   same messages are processed again.
+
+So each raw offset appears exactly once across the three output topics for a
+``read_committed`` reader, whatever crashes, rebalances or broker restarts happen. Kafka
+clients are made by injected factories: unit tests pass fakes, the process the real ones.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from enum import Enum
+from typing import Any, Protocol, cast
 
-import faust
-from faust.types import EventT
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from auditstream.config import Settings
-from auditstream.stream_jobs import dead_letter
-from auditstream.stream_jobs.dedup import RecentIds
+from auditstream.stream_jobs.dead_letter import PREFIX as DLQ_PREFIX
 from auditstream.stream_jobs.normalize import Duplicate, Invalid, Normalized, Normalizer
+from auditstream.stream_jobs.outputs import INTERNAL_ERROR, Record, Router, Source
+from auditstream.stream_jobs.ratelimit import RateLimitedLog, RateLimitFilter
+from auditstream.stream_jobs.staged_ids import StagedRecentIds
 
 log = logging.getLogger(__name__)
+DLQ_REASON = DLQ_PREFIX + "reason"
+
+MESSAGE_MAX_BYTES = 1_000_000
+"""The producer's ``message.max.bytes`` (librdkafka's default, set explicitly). A produce
+request then never exceeds the broker's 1,048,588-byte default limit, and the ``Router``
+truncates any dead letter that would not fit, so every message the broker accepted on the
+raw topic can be dead-lettered, headers included."""
+
+
+class NormalizerError(RuntimeError):
+    """The normalizer cannot run (bad client settings, credentials refused); the message
+    is one sentence saying why."""
+
+
+class MessageLike(Protocol):
+    def error(self) -> KafkaError | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+
+
+class ConsumerLike(Protocol):
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None: ...
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[MessageLike]: ...
+    def seek(self, partition: TopicPartition) -> None: ...
+    def consumer_group_metadata(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+class ProducerLike(Protocol):
+    def init_transactions(self, timeout: float = ...) -> None: ...
+    def begin_transaction(self) -> None: ...
+    def produce(self, topic: str, value: bytes | None = ..., key: bytes | None = ..., **kw: Any) -> None: ...  # fmt: skip  # noqa: E501
+    def poll(self, timeout: float = ...) -> int: ...
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], group_metadata: Any, timeout: float = ...) -> None: ...  # fmt: skip  # noqa: E501
+    def commit_transaction(self, timeout: float = ...) -> None: ...
+    def abort_transaction(self, timeout: float = ...) -> None: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+ConsumerFactory = Callable[[dict[str, Any]], ConsumerLike]
+ProducerFactory = Callable[[dict[str, Any]], ProducerLike]
+
+
+def _error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    err = _error(exc)
+    return err.str() if err is not None else str(exc)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What the loop needs, derived once from ``Settings`` (``from_settings``)."""
+
+    raw_topic: str
+    group_id: str
+    transactional_id: str
+    client: dict[str, Any] = field(default_factory=dict)
+    """librdkafka settings every client starts from (bootstrap servers, TLS / SASL)."""
+    max_events: int = 2_000
+    max_seconds: float = 0.1
+    operation_timeout: float = 10.0
+    """Seconds one transactional call may take before it is retried (or, for
+    ``init_transactions``, before the broker is reported unreachable)."""
+    poll_timeout: float = 0.5
+    """How long an idle consume waits: the bound on noticing a stop request."""
+    stop_grace: float = 10.0
+    """After a stop request, how long a failing commit is still retried before aborting."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoopConfig:
+        conf = settings.normalizer
+        return cls(
+            raw_topic=settings.topics.raw,
+            group_id=f"{settings.app_id}-normalizer",
+            transactional_id=f"{settings.app_id}-normalizer-{conf.instance}",
+            client=settings.kafka.client_config(),
+            max_events=conf.transaction_max_events,
+            max_seconds=conf.transaction_max_seconds,
+        )
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {
+            **self.client,
+            "group.id": self.group_id,
+            # Static membership: a restarted instance (same id) takes its partitions back at
+            # once instead of waiting out the dead member's session.
+            "group.instance.id": self.transactional_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "enable.partition.eof": False,
+        }
+
+    def producer_config(self) -> dict[str, Any]:
+        return {
+            **self.client,
+            # One id per process instance: a restart with the same id fences its previous
+            # incarnation and aborts the transaction it left open.
+            "transactional.id": self.transactional_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.max.bytes": MESSAGE_MAX_BYTES,
+            "transaction.timeout.ms": 60_000,
+        }
+
+
+@dataclass
+class Batch:
+    """Messages consumed since the last commit, and where each partition's run began."""
+
+    messages: list[MessageLike] = field(default_factory=list)
+    starts: dict[tuple[str, int], int] = field(default_factory=dict)
+    nexts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def add(self, msg: MessageLike) -> None:
+        tp = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset() or 0
+        self.messages.append(msg)
+        self.starts.setdefault(tp, offset)
+        self.nexts[tp] = offset + 1
+
+    def offsets(self) -> list[TopicPartition]:
+        """What to commit: each partition's next offset."""
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self.nexts.items())]
+
+    def rewind_to(self) -> list[TopicPartition]:
+        """Where to seek back to if the batch's transaction aborts."""
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self.starts.items())]
 
 
 @dataclass
 class NormalizerStats:
     normalized: int = 0
     dead_lettered: int = 0
-    duplicates: int = 0
+    repeats: int = 0
+    committed_batches: int = 0
+    aborted_batches: int = 0
+    producers_recreated: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def register(app: faust.App, settings: Settings) -> NormalizerStats:
-    """Add the normalizer agent to ``app``; returns live counters."""
-    topics = settings.topics
-    raw = app.topic(topics.raw, key_serializer="raw", value_serializer="raw")
-    out = app.topic(topics.normalized, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
-    conf = settings.normalizer
-    step = Normalizer(
-        conf.max_event_bytes, RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids)
-    )
-    stats = NormalizerStats()
+class Processor:
+    """Step 2: raw messages -> records, one each (normalize, then route). Never raises."""
 
-    async def send_dead_letter(event: EventT[bytes], reason: str, detail: str) -> None:
-        msg = event.message
-        source = dead_letter.Source(msg.topic, msg.partition, msg.offset)
-        raw_headers: Any = msg.headers or []
-        original = list(raw_headers.items()) if isinstance(raw_headers, dict) else raw_headers
-        await dlq.send(
-            key=msg.key,
-            value=msg.value,
-            headers=cast(Any, dead_letter.headers(reason, detail, source, original)),
+    def __init__(self, step: Callable[..., Any], router: Router) -> None:
+        self._step = step
+        self._router = router
+        self.topics = router.topics
+
+    def __call__(self, messages: Sequence[MessageLike]) -> list[Record]:
+        return [self.one(msg) for msg in messages]
+
+    def one(self, msg: MessageLike) -> Record:
+        source = Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        key, value, headers = msg.key(), msg.value(), msg.headers() or []
+        try:
+            return self._router(self._step(value, headers), source, key, value, headers)
+        except Exception as exc:  # a bug must not stop the loop or lose the message
+            log.exception("normalizer failed on %s; dead-lettering it", source)
+            return self._router.dead_letter(INTERNAL_ERROR, repr(exc), source, key, value, headers)
+
+
+class Result(Enum):
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+    FATAL = "fatal"
+    """The producer is unusable (fenced, or a fatal idempotence error): make a new one."""
+
+
+class Transactor:
+    """Step 3: one batch's records and offsets in one transaction."""
+
+    def __init__(self, config: LoopConfig, limited: RateLimitedLog) -> None:
+        self._config = config
+        self._limited = limited
+
+    def run(
+        self,
+        producer: ProducerLike,
+        records: Sequence[Record],
+        offsets: list[TopicPartition],
+        group_metadata: Any,
+        stop: Callable[[], bool],
+    ) -> Result:
+        timeout = self._config.operation_timeout
+        try:
+            producer.begin_transaction()
+            for record in records:
+                self._produce(producer, record)
+            self._retry(
+                "send offsets",
+                lambda: producer.send_offsets_to_transaction(offsets, group_metadata, timeout),
+                stop,
+            )
+            self._retry("commit", lambda: producer.commit_transaction(timeout), stop)
+            return Result.COMMITTED
+        except KafkaException as exc:
+            err = _error(exc)
+            if err is not None and err.fatal():
+                self._limited.error("fatal", f"producer failed fatally ({err.str()})")
+                return Result.FATAL
+            self._limited.warning("abort", f"aborting a transaction: {_describe(exc)}")
+            return self._abort(producer, stop)
+
+    def _produce(self, producer: ProducerLike, record: Record) -> None:
+        while True:
+            try:
+                producer.produce(
+                    record.topic, value=record.value, key=record.key, headers=record.headers
+                )
+                return
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.05)
+
+    def _retry(self, what: str, call: Callable[[], None], stop: Callable[[], bool]) -> None:
+        """Repeat ``call`` while it fails with a retriable error (a broker away, a
+        timeout); an abortable or fatal error is raised to ``run``. After a stop request
+        it is retried for ``stop_grace`` seconds at most."""
+        deadline: float | None = None
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err = _error(exc)
+                if err is None or not err.retriable() or err.fatal() or err.txn_requires_abort():
+                    raise
+                self._limited.warning(
+                    f"retry:{what}", f"transaction {what} failed ({err.str()}); retrying"
+                )
+                if stop():
+                    deadline = deadline or time.monotonic() + self._config.stop_grace
+                    if time.monotonic() > deadline:
+                        raise
+
+    def _abort(self, producer: ProducerLike, stop: Callable[[], bool]) -> Result:
+        try:
+            self._retry(
+                "abort", lambda: producer.abort_transaction(self._config.operation_timeout), stop
+            )
+        except KafkaException as exc:
+            self._limited.error("abort-failed", f"abort failed ({_describe(exc)})")
+            return Result.FATAL
+        return Result.ABORTED
+
+
+class NormalizerLoop:
+    """fill -> process -> transact -> settle, until ``stop()``."""
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        process: Processor,
+        recent: StagedRecentIds,
+        consumer_factory: ConsumerFactory,
+        producer_factory: ProducerFactory,
+        say: Callable[[str], None] = print,
+        clock: Callable[[], float] = time.monotonic,
+        limited: RateLimitedLog | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = NormalizerStats()
+        self._process = process
+        self._recent = recent
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._say = say
+        self._clock = clock
+        self._limited = limited or RateLimitedLog(log)
+        self._transactor = Transactor(config, self._limited)
+        self._consumer: ConsumerLike | None = None
+        self._producer: ProducerLike | None = None
+        self._batch = Batch()
+
+    # -- life cycle -------------------------------------------------------------------
+    def run(self, stop: Callable[[], bool]) -> NormalizerStats:
+        if not self.open(stop):
+            return self.stats
+        self._say(
+            f"normalizer: Kafka at {self.config.client.get('bootstrap.servers')}, reading "
+            f"{self.config.raw_topic} as group {self.config.group_id}, writing in "
+            f"transactions as {self.config.transactional_id}"
         )
-        stats.dead_lettered += 1
-        stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
+        try:
+            while not stop():
+                self.step(stop)
+        finally:
+            self.close()
+        s = self.stats
+        self._say(
+            f"normalizer stopped: {s.normalized} normalized, {s.dead_lettered} dead-lettered, "
+            f"{s.repeats} repeats in {s.committed_batches} transactions "
+            f"({s.aborted_batches} aborted and redone)"
+        )
+        return s
 
-    @app.agent(raw, name="normalize")
-    async def normalize(stream: faust.StreamT[bytes]) -> None:
-        # take_events acks a batch's events only after this loop body has handled them.
-        batches = cast(faust.Stream[bytes], stream).take_events
-        async for batch in batches(conf.batch_size, within=conf.batch_within_seconds):
-            for event in batch:
-                try:
-                    outcome = step(event.message.value, event.message.headers)
-                except Exception as exc:  # a bug must not stall consumption
-                    log.exception("normalizer failed on an event; dead-lettering it")
-                    await send_dead_letter(event, "internal_error", repr(exc))
+    def open(self, stop: Callable[[], bool]) -> bool:
+        """Make the clients; False if stopped before the broker answered."""
+        if not self._new_producer(stop):
+            return False
+        self._new_consumer()
+        return True
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer: %s", _describe(exc))
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+    def _new_producer(self, stop: Callable[[], bool]) -> bool:
+        try:
+            producer = self._producer_factory(self.config.producer_config())
+        except KafkaException as exc:
+            raise NormalizerError(f"bad producer settings: {_describe(exc)}") from None
+        while True:
+            try:
+                producer.init_transactions(self.config.operation_timeout)
+                self._producer = producer
+                return True
+            except KafkaException as exc:
+                err = _error(exc)
+                if err is None or not err.retriable():
+                    raise NormalizerError(
+                        f"Kafka at {self.config.client.get('bootstrap.servers')} refused the "
+                        f"transactional producer: {_describe(exc)}"
+                    ) from None
+                self._limited.warning(
+                    "init",
+                    f"Kafka at {self.config.client.get('bootstrap.servers')} did not answer "
+                    f"({err.str()}); retrying",
+                )
+                if stop():
+                    return False
+
+    def _new_consumer(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer: %s", _describe(exc))
+        try:
+            consumer = self._consumer_factory(self.config.consumer_config())
+        except KafkaException as exc:
+            raise NormalizerError(f"bad consumer settings: {_describe(exc)}") from None
+        consumer.subscribe(
+            [self.config.raw_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self._consumer = consumer
+        self._batch = Batch()
+
+    # -- rebalance ----------------------------------------------------------------------
+    # Callbacks run inside ``consume`` (step 1), never during a transaction, so no
+    # transaction is open here; what is in flight is the batch being filled.
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._drop_batch("assignment")
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._drop_batch("revocation")
+
+    def _drop_batch(self, why: str) -> None:
+        # The batch's messages were not processed yet: forgetting them is the rewind (the
+        # new assignment starts from the committed offsets).
+        if self._batch:
+            log.info("%s: dropping %d uncommitted messages", why, len(self._batch))
+        self._batch = Batch()
+        self._recent.rollback()
+
+    # -- one turn -------------------------------------------------------------------------
+    def step(self, stop: Callable[[], bool]) -> None:
+        if self._producer is not None:
+            self._producer.poll(0)  # serve the producer's log lines and error callbacks
+        batch = self.fill(stop)
+        if not batch:
+            return
+        records = self._process(batch.messages)
+        assert self._producer is not None
+        assert self._consumer is not None
+        result = self._transactor.run(
+            self._producer,
+            records,
+            batch.offsets(),
+            self._consumer.consumer_group_metadata(),
+            stop,
+        )
+        self.settle(result, batch, records, stop)
+
+    def fill(self, stop: Callable[[], bool]) -> Batch:
+        """Step 1: consume until ``max_events`` or ``max_seconds`` after the first one."""
+        assert self._consumer is not None
+        self._batch = batch = Batch()
+        started: float | None = None
+        while len(self._batch) < self.config.max_events and not stop():
+            if started is None:
+                timeout = self.config.poll_timeout
+            else:
+                timeout = started + self.config.max_seconds - self._clock()
+                if timeout <= 0:
+                    break
+            messages = self._consumer.consume(self.config.max_events - len(batch), timeout)
+            if self._batch is not batch:  # a rebalance dropped it inside consume
+                batch = self._batch
+                started = None
+            for msg in messages:
+                err = msg.error()
+                if err is not None:
+                    self._consumer_error(err)
                     continue
-                if isinstance(outcome, Normalized):
-                    await out.send(key=outcome.key, value=outcome.value)
-                    stats.normalized += 1
-                elif isinstance(outcome, Invalid):
-                    await send_dead_letter(event, outcome.reason.value, outcome.detail)
-                elif isinstance(outcome, Duplicate):
-                    stats.duplicates += 1
+                batch.add(msg)
+            if not batch:
+                break  # idle: back to the caller, which checks for a stop request
+            if started is None:
+                started = self._clock()
+        self._batch = Batch()
+        return batch
 
-    return stats
+    def settle(
+        self,
+        result: Result,
+        batch: Batch,
+        records: Sequence[Record],
+        stop: Callable[[], bool],
+    ) -> None:
+        """Step 4: keep or forget the batch's ids; rewind after an abort."""
+        if result is Result.COMMITTED:
+            self._recent.commit()
+            self._count(records)
+            return
+        self._recent.rollback()
+        self.stats.aborted_batches += 1
+        if result is Result.FATAL:
+            self.stats.producers_recreated += 1
+            self._producer = None
+            if not self._new_producer(stop):
+                raise _Stopped
+        self.rewind(batch)
+
+    def rewind(self, batch: Batch) -> None:
+        """Seek back to where the batch started; if a seek fails, start a new consumer,
+        which resumes from the committed offsets (the same place)."""
+        assert self._consumer is not None
+        try:
+            for tp in batch.rewind_to():
+                self._consumer.seek(tp)
+        except KafkaException as exc:
+            self._limited.warning("seek", f"rewind failed ({_describe(exc)}); reconnecting")
+            self._new_consumer()
+
+    def _count(self, records: Sequence[Record]) -> None:
+        s = self.stats
+        s.committed_batches += 1
+        topics = self._process.topics
+        for record in records:
+            if record.topic == topics.normalized:
+                s.normalized += 1
+            elif record.topic == topics.dead_letter:
+                s.dead_lettered += 1
+                reason = dict(record.headers).get(DLQ_REASON, b"?").decode()
+                s.reasons[reason] = s.reasons.get(reason, 0) + 1
+            else:
+                s.repeats += 1
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._limited.error("consumer-fatal", f"consumer failed fatally ({err.str()})")
+            self._new_consumer()
+            return
+        self._limited.warning(f"consumer:{err.name()}", f"consumer: {err.str()}")
+
+
+class _Stopped(Exception):
+    """Stopped while re-creating the producer."""
+
+
+def build_processor(settings: Settings, recent: StagedRecentIds) -> Processor:
+    """The pure steps, built in one place (the ``Normalizer`` call site)."""
+    conf = settings.normalizer
+    step = Normalizer(conf.max_event_bytes, recent)
+    return Processor(step, Router(settings.topics, MESSAGE_MAX_BYTES))
+
+
+def build_recent(settings: Settings) -> StagedRecentIds:
+    conf = settings.normalizer
+    return StagedRecentIds(conf.dedup_window_seconds, conf.dedup_max_ids)
+
+
+def client_logging(limited: RateLimitedLog) -> dict[str, Any]:
+    """librdkafka's own log lines and errors, one per condition per interval."""
+    rdlog = logging.getLogger("auditstream.normalizer.librdkafka")
+    if not any(isinstance(f, RateLimitFilter) for f in rdlog.filters):
+        rdlog.addFilter(RateLimitFilter(limited))
+
+    def on_error(err: KafkaError) -> None:
+        limited.warning(f"client:{err.name()}", f"Kafka client: {err.str()}")
+
+    return {"logger": rdlog, "error_cb": on_error}
+
+
+def run(settings: Settings, say: Callable[[str], None] = print) -> NormalizerStats:
+    """Run until SIGINT / SIGTERM: the open batch is committed (or aborted) first."""
+    from confluent_kafka import Consumer, Producer
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    limited = RateLimitedLog(log)
+    config = LoopConfig.from_settings(settings)
+    config = LoopConfig(
+        **{**config.__dict__, "client": {**config.client, **client_logging(limited)}}
+    )
+    recent = build_recent(settings)
+    loop = NormalizerLoop(
+        config,
+        build_processor(settings, recent),
+        recent,
+        consumer_factory=lambda conf: cast(ConsumerLike, Consumer(conf)),
+        producer_factory=lambda conf: cast(ProducerLike, Producer(conf)),
+        say=say,
+        limited=limited,
+    )
+    try:
+        return loop.run(stopping.is_set)
+    except _Stopped:
+        loop.close()
+        return loop.stats
+
+
+__all__ = [
+    "Batch",
+    "Duplicate",
+    "Invalid",
+    "LoopConfig",
+    "Normalized",
+    "NormalizerError",
+    "NormalizerLoop",
+    "NormalizerStats",
+    "Processor",
+    "Result",
+    "Transactor",
+    "run",
+]

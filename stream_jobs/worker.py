@@ -1,4 +1,8 @@
-"""Builds the stream worker: the app and the explicit list of agents it runs."""
+"""Builds the stream worker: the app and the explicit list of agents it runs.
+
+The worker runs the detectors, which read the normalized topic. The normalizer is its own
+process (``auditstream normalizer``, ``stream_jobs.normalizer``): a transactional
+confluent-kafka loop, not a Faust agent (docs/decisions/0002-normalizer-loop.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from auditstream.config import Settings
 from auditstream.detectors import config as detector_config
 from auditstream.detectors.engine import DetectionEngine
 from auditstream.detectors.registry import default_detectors
-from auditstream.stream_jobs import anomaly, detect, normalizer
+from auditstream.stream_jobs import anomaly, detect
 from auditstream.stream_jobs.app import Worker, create_app
 
 
@@ -23,7 +27,6 @@ def build_engine(settings: Settings) -> DetectionEngine:
 def build(settings: Settings) -> faust.App:
     engine = build_engine(settings)
     app = create_app(settings)
-    normalizer.register(app, settings)
     detect.register(app, settings, engine)
     anomaly.register(app, settings)
     return app
