@@ -371,8 +371,7 @@ def execute(
 
     try:
         run.say(f"starting the sink and the worker (home {home}, topics bench{run.run_id}.*)")
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         extra_workers += [_start_worker(env, home, n) for n in range(2, options.workers + 1)]
         pipeline.wait_sink_ready(120)
         listener = AlertListener(bootstrap, t.alerts, t.partitions, matcher)

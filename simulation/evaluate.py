@@ -206,8 +206,7 @@ def run(
         collector: AlertCollector | None = None
         try:
             status("Starting the stream worker and the ClickHouse sink...")
-            pipeline.start("sink")
-            pipeline.start("worker")
+            pipeline.start_all()
             pipeline.wait_sink_ready()
             group = f"{run_settings.app_id}-worker"
             _wait(

@@ -39,6 +39,7 @@ def test_kcat_and_alerts_tail_read_the_alert(env: Env) -> None:
         pytest.skip("kcat is not installed (`apt-get install kcat`; `make setup` does it as root)")
     pipeline = env.pipeline()
     try:
+        pipeline.start("normalizer")
         pipeline.start("worker")
         _mass_deletion(env)
         # The README's command: every alert from the beginning, key and JSON value, then exit.

@@ -92,8 +92,7 @@ def test_a_burst_after_normal_history_raises_an_explained_anomaly_alert(
     past = history()
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         with AuditProducer(produce) as audit:
             for event in past:
                 audit.emit(event)

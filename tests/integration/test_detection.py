@@ -192,8 +192,7 @@ def test_scenario_yields_expected_alerts_once_across_a_worker_crash(
     env.vars["AUDITSTREAM_DETECTORS_CONFIG"] = str(config)
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         _emit(env, phase_one())
         first = _alerts(env, expected=len(FIRST))

@@ -41,8 +41,7 @@ def test_pipeline_over_sasl_stores_events_and_publishes_alerts(
     assert producer.librdkafka["security.protocol"] == "SASL_PLAINTEXT"
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         with AuditProducer(producer) as audit:
             for i in range(30):  # a mass deletion: 30 deletes by one actor within minutes
                 audit.emit(

@@ -1,4 +1,4 @@
-"""The backbone end to end: SDK -> real Kafka -> Faust normalizer -> sink -> embedded ClickHouse."""
+"""The backbone end to end: SDK -> real Kafka -> normalizer -> sink -> embedded ClickHouse."""
 
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ def test_produced_event_lands_exactly_once_with_every_field(env: Env) -> None:
         assert audit.flush(10) == 0
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         wait_for(lambda: env.scalar("SELECT count() FROM audit_events") >= 1, what="the event")
         # A second batch interval later there is still exactly one row.
@@ -169,8 +168,7 @@ def test_invalid_events_go_to_dead_letter_and_the_worker_keeps_going(env: Env) -
 
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         wait_for(lambda: env.scalar("SELECT count() FROM audit_events") >= 30, what="30 rows")
         dead = env.read_topic(topics.dead_letter, expected=len(INVALID))
@@ -198,7 +196,7 @@ def test_invalid_events_go_to_dead_letter_and_the_worker_keeps_going(env: Env) -
         assert int(ctx["partition"]) >= 0
 
 
-def test_stopping_worker_and_sink_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
+def test_stopping_normalizer_and_sink_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
     total = 12_000
     start = datetime.now(UTC) - timedelta(hours=1)
     done = threading.Event()
@@ -216,21 +214,20 @@ def test_stopping_worker_and_sink_mid_stream_loses_and_duplicates_nothing(env: E
     pipeline = env.pipeline()
     count = "SELECT count() FROM audit_events"
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         wait_for(lambda: env.scalar(count) >= 1_000, what="first rows")
-        pipeline.stop("worker", kill=True)  # crash: no graceful commit
+        pipeline.stop("normalizer", kill=True)  # crash: no graceful commit
+        pipeline.stop("worker", kill=True)
+        pipeline.start("normalizer")
         pipeline.start("worker")
-        wait_for(lambda: env.scalar(count) >= 5_000, what="rows after the worker restart")
+        wait_for(lambda: env.scalar(count) >= 5_000, what="rows after the normalizer restart")
         pipeline.stop("sink", kill=True)  # crash between write and commit is possible here
         pipeline.start("sink")
         pipeline.wait_sink_ready()
         wait_for(lambda: env.scalar(count) >= 8_000, what="rows after the sink restart")
-        pipeline.stop("worker")  # and a graceful stop / start too
-        pipeline.stop("sink")
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.stop_all()  # and a graceful stop / start too
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         producer.join(120)
         assert done.is_set()

@@ -77,8 +77,7 @@ def test_disk_mode_survives_sigkill_right_after_emit(env: Env, tmp_path: Path) -
     pipeline = env.pipeline()
     this_run = f"JSONExtractString(metadata, 'run') = '{run}'"
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         wait_for(
             lambda: env.scalar(f"SELECT count() FROM audit_events WHERE {this_run}") >= count,
@@ -152,8 +151,7 @@ def test_kcat_plain_json_and_cloudevents_land_in_clickhouse(env: Env, kcat: str)
 
     pipeline = env.pipeline()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         wait_for(lambda: env.scalar("SELECT count() FROM audit_events") >= 3, what="3 rows")
         rows = env.sql(
