@@ -21,7 +21,9 @@ clients are made by injected factories: unit tests pass fakes, the process the r
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,6 +117,9 @@ class LoopConfig:
     """How long an idle consume waits: the bound on noticing a stop request."""
     stop_grace: float = 10.0
     """After a stop request, how long a failing commit is still retried before aborting."""
+    stuck_after: float = 20.0
+    """A transactional call that has not returned after this long (its own timeout is
+    ``operation_timeout``) is stuck: the producer is replaced (``Result.STUCK``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoopConfig:
@@ -222,6 +227,37 @@ class Result(Enum):
     ABORTED = "aborted"
     FATAL = "fatal"
     """The producer is unusable (fenced, or a fatal idempotence error): make a new one."""
+    STUCK = "stuck"
+    """A transactional call did not return: abandon the producer (never touch it again)
+    and make a new one, whose ``init_transactions`` fences it and aborts its transaction."""
+
+
+class _Stuck(Exception):
+    """A librdkafka call outlived its own timeout."""
+
+
+def bounded(call: Callable[[], None], seconds: float) -> None:
+    """Run ``call`` with a deadline of our own. librdkafka's ``send_offsets_to_transaction``
+    can block past its timeout, forever, after the group coordinator went away
+    (confluentinc/librdkafka#5456, #5511; seen here after a broker restart). The call runs
+    in a daemon thread; if it has not returned in ``seconds``, ``_Stuck`` is raised and the
+    thread is left behind with the producer it is stuck in."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, name="normalizer-txn-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise _Stuck(f"no answer within {seconds:.0f}s")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 class Transactor:
@@ -240,17 +276,28 @@ class Transactor:
         stop: Callable[[], bool],
     ) -> Result:
         timeout = self._config.operation_timeout
+        limit = self._config.stuck_after
         try:
             producer.begin_transaction()
             for record in records:
                 self._produce(producer, record)
             self._retry(
                 "send offsets",
-                lambda: producer.send_offsets_to_transaction(offsets, group_metadata, timeout),
+                lambda: bounded(
+                    lambda: producer.send_offsets_to_transaction(offsets, group_metadata, timeout),
+                    limit,
+                ),
                 stop,
             )
-            self._retry("commit", lambda: producer.commit_transaction(timeout), stop)
+            self._retry(
+                "commit", lambda: bounded(lambda: producer.commit_transaction(timeout), limit), stop
+            )
             return Result.COMMITTED
+        except _Stuck as exc:
+            self._limited.error(
+                "stuck", f"a transactional call is stuck ({exc}); replacing the producer"
+            )
+            return Result.STUCK
         except KafkaException as exc:
             err = _error(exc)
             if err is not None and err.fatal():
@@ -327,7 +374,13 @@ class NormalizerLoop:
         self._transactor = Transactor(config, self._limited)
         self._consumer: ConsumerLike | None = None
         self._producer: ProducerLike | None = None
+        self._abandoned: list[ProducerLike | None] = []
         self._batch = Batch()
+
+    @property
+    def abandoned(self) -> int:
+        """Producers left behind stuck in a call (``Result.STUCK``)."""
+        return len(self._abandoned)
 
     # -- life cycle -------------------------------------------------------------------
     def run(self, stop: Callable[[], bool]) -> NormalizerStats:
@@ -492,8 +545,10 @@ class NormalizerLoop:
             return
         self._recent.rollback()
         self.stats.aborted_batches += 1
-        if result is Result.FATAL:
+        if result in (Result.FATAL, Result.STUCK):
             self.stats.producers_recreated += 1
+            if result is Result.STUCK:
+                self._abandoned.append(self._producer)  # destroying it would block too
             self._producer = None
             if not self._new_producer(stop):
                 raise _Stopped
@@ -587,10 +642,17 @@ def run(settings: Settings, say: Callable[[str], None] = print) -> NormalizerSta
         limited=limited,
     )
     try:
-        return loop.run(stopping.is_set)
+        stats = loop.run(stopping.is_set)
     except _Stopped:
         loop.close()
-        return loop.stats
+        stats = loop.stats
+    if loop.abandoned:
+        # A producer left stuck in a librdkafka call: destroying it at interpreter exit
+        # would block as well. Everything of ours is committed or aborted by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return stats
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,6 +107,8 @@ class Cluster:
     consumers: int = 0
     aborts: int = 0
     seek_fails: int = 0
+    hang_send_offsets: set[int] = field(default_factory=set)
+    """Producer generations whose send_offsets_to_transaction never returns."""
 
     def append(self, partition: int, value: bytes | None, key: bytes | None = b"k") -> None:
         log = self.raw.setdefault(partition, [])
@@ -228,6 +231,8 @@ class FakeProducer:
         assert self.in_txn
         assert group_metadata == "group-metadata"
         self.cluster.maybe_fail("send_offsets")
+        if self.generation in self.cluster.hang_send_offsets:
+            threading.Event().wait(5)  # librdkafka#5456: blocks past its timeout
         self.pending_offsets = positions
 
     def commit_transaction(self, timeout: float = -1) -> None:
@@ -288,13 +293,16 @@ class Rig:
         self.steps += steps
 
 
-def rig(max_events: int = 4, partitions: int = 2, stop_grace: float = 10.0) -> Rig:
+def rig(
+    max_events: int = 4, partitions: int = 2, stop_grace: float = 10.0, stuck_after: float = 30.0
+) -> Rig:
     clock = Clock()
     cluster = Cluster(clock, partitions)
     recent = StagedRecentIds(600.0, 10_000, clock=clock)
     config = LoopConfig(
         raw_topic=RAW, group_id="g", transactional_id="g-0", max_events=max_events,
         max_seconds=0.1, client={"bootstrap.servers": "fake:9092"}, stop_grace=stop_grace,
+        stuck_after=stuck_after,
     )  # fmt: skip
     process = Processor(
         Normalizer(65_536, recent, now=lambda: NOW), Router(TOPICS, MESSAGE_MAX_BYTES, lambda: NOW)
@@ -441,6 +449,18 @@ def test_a_fatal_error_recreates_the_producer_and_redoes_the_batch() -> None:
     r.run(2)
     assert r.cluster.producers == 2
     assert r.loop.stats.producers_recreated == 1
+    assert by_topic(r.cluster) == {"out": 3}
+    assert r.cluster.sources() == r.cluster.all_raw()
+
+
+def test_a_stuck_send_offsets_replaces_the_producer_and_redoes_the_batch() -> None:
+    r = rig(stuck_after=0.2)
+    for _ in range(3):
+        r.cluster.append(0, event())
+    r.cluster.hang_send_offsets = {1}  # the first producer hangs, as after a broker restart
+    r.run(2)
+    assert r.cluster.producers == 2
+    assert r.loop.abandoned == 1
     assert by_topic(r.cluster) == {"out": 3}
     assert r.cluster.sources() == r.cluster.all_raw()
 
