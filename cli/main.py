@@ -154,7 +154,7 @@ def normalizer() -> None:
         err.print(f"[red]error:[/red] cannot reach Kafka at {escape(bootstrap)} ({exc.args[0]})")
         sys.exit(1)
     try:
-        loop.run(settings, say=lambda line: console.print(escape(line)))
+        loop.run(settings, say=lambda line: click.echo(line))
     except loop.NormalizerError as exc:
         err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)
