@@ -146,12 +146,13 @@ def normalizer() -> None:
 
     settings = _settings()
     bootstrap = settings.kafka.bootstrap_servers
+    # log_level 0: librdkafka's own line per failed connection attempt stays quiet here
+    quiet = {**settings.kafka.security.librdkafka(), "log_level": 0}
     try:
-        topics.ensure_topics(
-            bootstrap, settings.topics, security=settings.kafka.security.librdkafka()
-        )
+        topics.ensure_topics(bootstrap, settings.topics, security=quiet)
     except KafkaException as exc:
-        err.print(f"[red]error:[/red] cannot reach Kafka at {escape(bootstrap)} ({exc.args[0]})")
+        reason = exc.args[0].str() if exc.args else str(exc)
+        click.echo(f"error: cannot reach Kafka at {bootstrap} ({reason}); is it running?", err=True)
         sys.exit(1)
     try:
         loop.run(settings, say=lambda line: click.echo(line))
