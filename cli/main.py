@@ -147,7 +147,7 @@ def normalizer() -> None:
     settings = _settings()
     bootstrap = settings.kafka.bootstrap_servers
     # log_level 0: librdkafka's own line per failed connection attempt stays quiet here
-    quiet = {**settings.kafka.security.librdkafka(), "log_level": 0}
+    quiet = {**settings.kafka.security.librdkafka(), "log_level": "0"}
     try:
         topics.ensure_topics(bootstrap, settings.topics, security=quiet)
     except KafkaException as exc:
