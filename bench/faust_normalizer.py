@@ -21,7 +21,6 @@ from faust.types import EventT
 
 from auditstream.config import Settings
 from auditstream.stream_jobs import dead_letter
-from auditstream.stream_jobs.dedup import RecentIds
 from auditstream.stream_jobs.normalize import Duplicate, Invalid, Normalized, Normalizer
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,7 @@ def register(app: faust.App, settings: Settings) -> NormalizerStats:
     out = app.topic(topics.normalized, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
     conf = settings.normalizer
-    step = Normalizer(
-        conf.max_event_bytes, RecentIds(conf.dedup_window_seconds, conf.dedup_max_ids)
-    )
+    step = Normalizer.from_settings(settings)
     stats = NormalizerStats()
 
     async def send_dead_letter(event: EventT[bytes], reason: str, detail: str) -> None:

@@ -593,8 +593,7 @@ class _Stopped(Exception):
 
 def build_processor(settings: Settings, recent: StagedRecentIds) -> Processor:
     """The pure steps, built in one place (the ``Normalizer`` call site)."""
-    conf = settings.normalizer
-    step = Normalizer(conf.max_event_bytes, recent)
+    step = Normalizer.from_settings(settings, recent=recent)
     return Processor(step, Router(settings.topics, MESSAGE_MAX_BYTES))
 
 

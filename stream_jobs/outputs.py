@@ -129,7 +129,7 @@ class Router:
 
     def repeat(self, outcome: Duplicate, source: Source, key: bytes | None) -> Record:
         body = {
-            "tenant_id": getattr(outcome, "tenant_id", None) or _tenant_of(key),
+            "tenant_id": outcome.tenant_id,
             "event_id": outcome.event_id,
             "source_topic": source.topic,
             "source_partition": source.partition,
@@ -189,23 +189,3 @@ class Router:
         final = ours + marks + [(DLQ_TRUNCATED, ",".join(cut).encode())] + original
         room = max(0, limit - _len(key) - headers_size(final))
         return Record(self.topics.dead_letter, key, value[:room], final)
-
-
-def _tenant_of(key: bytes | None) -> str | None:
-    """The tenant of a ``tenant:actor`` key (``\\`` escapes ``:`` and itself), if any."""
-    if not key:
-        return None
-    text = key.decode(errors="replace")
-    out: list[str] = []
-    escaped = False
-    for ch in text:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ":":
-            return "".join(out)
-        else:
-            out.append(ch)
-    return None

@@ -278,8 +278,7 @@ def test_hostile_corpus_through_a_running_sink_while_it_ingests(env: Env, tmp_pa
     pipeline = env.pipeline()
     stop = threading.Event()
     try:
-        pipeline.start("sink")
-        pipeline.start("worker")
+        pipeline.start_all()
         pipeline.wait_sink_ready()
         _emit(env, 200, seed=1)
         wait_for(lambda: env.scalar("SELECT count() FROM audit_events") >= 200, what="first events")

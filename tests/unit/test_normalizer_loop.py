@@ -638,15 +638,15 @@ def test_staged_ids_commit_keeps_and_rollback_forgets() -> None:
     clock = Clock()
     recent = StagedRecentIds(60.0, 100, clock=clock)
     a, b = uuid.uuid4(), uuid.uuid4()
-    assert not recent.seen_before(a)
+    assert not recent.seen_before("acme", a)
     recent.commit()
-    assert not recent.seen_before(b)
-    assert recent.seen_before(a)  # committed: a repeat, not staged again
+    assert not recent.seen_before("acme", b)
+    assert recent.seen_before("acme", a)  # committed: a repeat, not staged again
     assert recent.staged == 1
     recent.rollback()
     assert len(recent) == 1
-    assert recent.seen_before(a)
-    assert not recent.seen_before(b)  # forgotten by the rollback: new again
+    assert recent.seen_before("acme", a)
+    assert not recent.seen_before("acme", b)  # forgotten by the rollback: new again
 
 
 class Records(logging.Handler):
