@@ -74,7 +74,7 @@ def short_names(app_id: str, settings: Settings) -> dict[str, str]:
     t = settings.topics
     worker, sink = f"{app_id}-worker", f"{app_id}-sink"
     return {
-        f"{worker}/{t.raw}": "worker/raw",
+        f"{app_id}-normalizer/{t.raw}": "worker/raw",  # the normalize stage
         f"{worker}/{t.normalized}": "worker/normalized",
         f"{worker}/{repartition_topic(t.normalized)}": "worker/by-ip",
         f"{sink}/{t.normalized}": "sink/normalized",
@@ -323,7 +323,11 @@ def execute(
     app = bench.app_id
     probe = LagProbe(
         bootstrap,
-        {f"{app}-worker": [t.raw, t.normalized], f"{app}-sink": [t.normalized]},
+        {
+            f"{app}-normalizer": [t.raw],
+            f"{app}-worker": [t.normalized],
+            f"{app}-sink": [t.normalized],
+        },
         t.partitions,
     )
 
@@ -333,10 +337,10 @@ def execute(
         out = {"bench": os.getpid()}
         procs = {"sink": pipeline.procs.get("sink")}
         workers = [pipeline.procs.get("worker"), *extra_workers]
-        if len(workers) == 1:
-            procs["worker"] = workers[0]
-        else:
-            procs.update({f"worker-{n}": w for n, w in enumerate(workers, 1)})
+        # The normalizer process and the Faust worker(s) together are "worker" (the stream
+        # stages), as when the normalizer was a Faust agent: see combine_workers.
+        procs.update({f"worker-{n}": w for n, w in enumerate(workers, 1)})
+        procs["worker-normalizer"] = pipeline.procs.get("normalizer")
         for role, proc in procs.items():
             if proc is not None and proc.poll() is None:
                 out[role] = proc.pid

@@ -191,7 +191,7 @@ def test_short_names_follow_the_topic_prefix() -> None:
         }
     )
     names = short_names("bench-1", settings)
-    assert names["bench-1-worker/b1.audit.events.raw"] == "worker/raw"
+    assert names["bench-1-normalizer/b1.audit.events.raw"] == "worker/raw"  # normalize stage
     assert names["bench-1-sink/b1.audit.events"] == "sink/normalized"
     assert names["bench-1-worker/detect-ip-b1.audit.events-by-ip-repartition"] == "worker/by-ip"
 
