@@ -441,7 +441,6 @@ def _drain(
     without exiting), or has not caught up within ``drain_timeout``.
     """
     began = time.monotonic()
-    names = [settings.topics.raw, settings.topics.normalized]
     backlog: int | None = None
     best: int | None = None
     moved = began
@@ -453,7 +452,7 @@ def _drain(
             for t in topics.topics_with(bootstrap, settings.topics.normalized)
             if t.endswith("-repartition")
         ]
-        lag = group_lag(bootstrap, group, names + repartition)
+        lag = _lag(bootstrap, group, settings, repartition)
         now = time.monotonic()
         if lag is not None:
             backlog = lag if backlog is None else max(backlog, lag)
@@ -462,7 +461,7 @@ def _drain(
                 best, moved = lag, now
             if lag == 0 and collector.caught_up():
                 time.sleep(1.0)  # alerts of the last batch are published after its commit
-                if collector.caught_up() and group_lag(bootstrap, group, names + repartition) == 0:
+                if collector.caught_up() and _lag(bootstrap, group, settings, repartition) == 0:
                     return
         if now - moved > config.stall_seconds:
             raise EvalError(
@@ -475,6 +474,13 @@ def _drain(
         f"the worker did not catch up within {config.drain_timeout:.0f}s; lower --rate or "
         f"raise the drain timeout (logs in {logs})"
     )
+
+
+def _lag(bootstrap: str, group: str, settings: Settings, repartition: list[str]) -> int | None:
+    """Unread messages: the normalizer's on the raw topic, the worker's downstream."""
+    raw = group_lag(bootstrap, f"{settings.app_id}-normalizer", [settings.topics.raw])
+    rest = group_lag(bootstrap, group, [settings.topics.normalized, *repartition])
+    return None if raw is None or rest is None else raw + rest
 
 
 def _stored_alerts(settings: Settings, expected: int, timeout: float = 15.0) -> int | None:

@@ -118,12 +118,42 @@ def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int | None:
                 if high > low:
                     return None
                 continue
-            lag += max(0, high - tp.offset)
+            if high > tp.offset and _has_records(bootstrap, tp):
+                lag += high - tp.offset
         return lag
     except KafkaException:
         return None
     finally:
         consumer.close()
+
+
+def _has_records(bootstrap: str, tp: TopicPartition) -> bool:
+    """Is there a committed record at or after ``tp.offset``? On a transactional topic the
+    high watermark counts commit markers, so a caught-up group sits just below it."""
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lag-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        reader.assign([TopicPartition(tp.topic, tp.partition, tp.offset)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = reader.poll(0.5)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is None:
+                return True
+            if err.code() == err._PARTITION_EOF:
+                return False
+        return True  # no answer: count it as unread
+    finally:
+        reader.close()
 
 
 def group_ready(bootstrap: str, group: str) -> bool:
