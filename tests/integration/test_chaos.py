@@ -83,12 +83,20 @@ def _produce(env: Env, events: list[dict[str, Any]], extra: list[bytes]) -> None
         {**env.settings.kafka.client_config(), "enable.idempotence": True, "linger.ms": 20}
     )
     topic = env.settings.topics.raw
+
+    def send(value: bytes, key: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                producer.poll(0)
+                return
+            except BufferError:  # librdkafka's local queue is full: let it drain
+                producer.poll(0.1)
+
     for event in events:
-        key = partition_key(event["tenant_id"], event["actor"]["id"])
-        producer.produce(topic, orjson.dumps(event), key)
-        producer.poll(0)
+        send(orjson.dumps(event), partition_key(event["tenant_id"], event["actor"]["id"]))
     for value in extra:
-        producer.produce(topic, value, b"acme:usr_bad")
+        send(value, b"acme:usr_bad")
     assert producer.flush(60) == 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -17,6 +17,13 @@ from auditstream.stream_jobs import dead_letter
 
 from .conftest import Env, wait_for
 
+# Yesterday, 09:15:30.123 in UTC+1: relative, so the events stay inside retention.
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).replace(
+    hour=8, minute=15, second=30, microsecond=123_000
+)
+SENT_AT = YESTERDAY.astimezone(timezone(timedelta(hours=1))).isoformat(timespec="milliseconds")
+RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+
 pytestmark = pytest.mark.integration
 
 
@@ -29,7 +36,7 @@ def _producer(env: Env) -> AuditProducer:
 def _full_event() -> AuditEvent:
     return AuditEvent.model_validate(
         {
-            "occurred_at": "2026-11-20T09:15:30.123+01:00",
+            "occurred_at": SENT_AT,
             "tenant_id": "acme",
             "actor": {
                 "id": "usr_42",
@@ -89,7 +96,7 @@ def test_produced_event_lands_exactly_once_with_every_field(env: Env) -> None:
     assert got["schema_version"] == 1
     assert got["tenant_id"] == "acme"
     assert got["formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S.%fZ')"].startswith(
-        "2026-11-20T08:15:30.123"
+        YESTERDAY.strftime("%Y-%m-%dT08:15:30.123")
     )
     assert got["received_at > occurred_at"] == 1
     assert (got["actor_id"], got["actor_type"], got["actor_display_name"]) == (
@@ -119,7 +126,7 @@ INVALID = {
         {
             "tenant_id": "acme",
             "action": "delete",
-            "occurred_at": "2026-11-20T10:00:00Z",
+            "occurred_at": RECENT,
             "resource": {"type": "task", "id": "1"},
         }
     ),
@@ -128,7 +135,7 @@ INVALID = {
             "tenant_id": "acme",
             "actor": {"id": "u1"},
             "action": "teleport",
-            "occurred_at": "2026-11-20T10:00:00Z",
+            "occurred_at": RECENT,
             "resource": {"type": "task", "id": "1"},
         }
     ),
@@ -137,7 +144,7 @@ INVALID = {
             "tenant_id": "acme",
             "actor": {"id": "u1"},
             "action": "update",
-            "occurred_at": "2026-11-20T10:00:00Z",
+            "occurred_at": RECENT,
             "resource": {"type": "task", "id": "1"},
             "metadata": {"blob": "x" * 70_000},
         }
