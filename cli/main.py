@@ -128,9 +128,10 @@ def worker() -> None:
     except DetectorConfigError as exc:
         err.print("[red]detector configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
-    topics.ensure_topics(
+    topics.ensure_topics_patiently(
         settings.kafka.bootstrap_servers,
         settings.topics,
+        say=lambda line: click.echo(line, err=True),
         security=settings.kafka.security.librdkafka(),
     )
     stream_worker.run(settings)
@@ -139,21 +140,16 @@ def worker() -> None:
 @cli.command()
 def normalizer() -> None:
     """Run the normalizer (raw -> normalized / dead-letter / repeats) in the foreground."""
-    from confluent_kafka import KafkaException
-
     from auditstream.infra import topics
     from auditstream.stream_jobs import normalizer as loop
 
     settings = _settings()
-    bootstrap = settings.kafka.bootstrap_servers
-    # log_level 0: librdkafka's own line per failed connection attempt stays quiet here
-    quiet = {**settings.kafka.security.librdkafka(), "log_level": "0"}
-    try:
-        topics.ensure_topics(bootstrap, settings.topics, security=quiet)
-    except KafkaException as exc:
-        reason = exc.args[0].str() if exc.args else str(exc)
-        click.echo(f"error: cannot reach Kafka at {bootstrap} ({reason}); is it running?", err=True)
-        sys.exit(1)
+    topics.ensure_topics_patiently(
+        settings.kafka.bootstrap_servers,
+        settings.topics,
+        say=lambda line: click.echo(line, err=True),
+        security=settings.kafka.security.librdkafka(),
+    )
     try:
         loop.run(settings, say=lambda line: click.echo(line))
     except loop.NormalizerError as exc:
@@ -169,9 +165,10 @@ def sink() -> None:
     from auditstream.sinks.store import StoreUnavailable
 
     settings = _settings()
-    topics.ensure_topics(
+    topics.ensure_topics_patiently(
         settings.kafka.bootstrap_servers,
         settings.topics,
+        say=lambda line: click.echo(line, err=True),
         security=settings.kafka.security.librdkafka(),
     )
     try:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -66,6 +67,46 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def ensure_topics_patiently(
+    bootstrap_servers: str,
+    topics: Topics,
+    say: Callable[[str], None],
+    security: Mapping[str, str] | None = None,
+    retry_seconds: float = 5.0,
+    report_seconds: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
+    """``ensure_topics``, waiting for the cluster if it is not reachable yet.
+
+    A service started before its broker (or during a broker restart) waits instead of
+    exiting: one line through ``say`` when the wait starts and then at most every
+    ``report_seconds``, never librdkafka's own line per connection attempt.
+    """
+    quiet = {**(security or {}), "log_level": "0"}
+    started = clock()
+    last_report: float | None = None
+    while True:
+        try:
+            created = ensure_topics(bootstrap_servers, topics, security=quiet)
+        except KafkaException as exc:
+            now = clock()
+            if last_report is None or now - last_report >= report_seconds:
+                reason = exc.args[0].str() if exc.args else str(exc)
+                waited = f" (waiting for {now - started:.0f} s)" if last_report is not None else ""
+                say(
+                    f"Kafka at {bootstrap_servers} is unreachable ({reason}){waited}; "
+                    f"retrying every {retry_seconds:.0f} s. Is the broker running? "
+                    "(`auditstream kafka status`, or check KAFKA_BOOTSTRAP_SERVERS)"
+                )
+                last_report = now
+            sleep(retry_seconds)
+            continue
+        if last_report is not None:
+            say(f"Kafka at {bootstrap_servers} is reachable again.")
+        return created
 
 
 def topics_with(
