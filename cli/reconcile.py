@@ -64,6 +64,7 @@ def _as_json(r: PartitionReport) -> dict[str, object]:
         "missing": list(r.missing),
         "multiple": [{"offset": o, "places": list(p)} for o, p in r.multiple],
         "strays": list(r.strays),
+        "expired_unprocessed": list(r.expired) if r.expired else None,
         "dead_letter_reasons": r.dead_letter_reasons,
     }
 
@@ -151,6 +152,11 @@ def reconcile_command(
                     f"partition {r.range.partition}: offset {offset} is in "
                     + ", ".join(p.value for p in places)
                 )
+            if r.expired:
+                console.print(
+                    f"partition {r.range.partition}: offsets {r.expired[0]}-{r.expired[1] - 1} "
+                    "were deleted by the raw topic's retention before the normalizer read them"
+                )
             if r.dead_letter_reasons:
                 reasons = ", ".join(f"{k} {v}" for k, v in r.dead_letter_reasons.items())
                 console.print(
@@ -161,9 +167,11 @@ def reconcile_command(
             if not totals["missing"] and not totals["multiple"]
             else f"{totals['missing']} missing, {totals['multiple']} in several places"
         )
+        if totals["expired_unprocessed"]:
+            verdict += f"; {totals['expired_unprocessed']} expired from the raw topic unprocessed"
         if totals["in_flight"]:
             verdict += f"; {totals['in_flight']} still in flight (rerun, or use --wait)"
         console.print(f"{totals['messages']} messages: {verdict}")
-    if totals["missing"] or totals["multiple"]:
+    if totals["missing"] or totals["multiple"] or totals["expired_unprocessed"]:
         sys.exit(EXIT_GAPS)
     sys.exit(EXIT_UNSETTLED if totals["in_flight"] else EXIT_OK)

@@ -74,10 +74,20 @@ class PartitionReport:
     """Offsets the store accounts for that hold no message in the raw topic (for example a
     record whose raw message has expired from the topic while the range still names it)."""
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    expired: tuple[int, int] | None = None
+    """Offsets [lo, hi) that the raw topic's retention deleted before the normalizer read
+    them: accepted by the broker, never processed (the pipeline was down longer than the
+    raw topic keeps messages)."""
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.multiple
+        return not self.missing and not self.multiple and self.expired is None
+
+
+def expired_unprocessed(low: int, committed: int | None) -> tuple[int, int] | None:
+    """Offsets below the raw partition's low watermark that the normalizer never passed."""
+    start = 0 if committed is None else committed
+    return (start, low) if start < low else None
 
 
 def account(

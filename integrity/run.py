@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auditstream.config import Settings
 from auditstream.integrity.reconcile import (
@@ -13,6 +13,7 @@ from auditstream.integrity.reconcile import (
     PartitionReport,
     Progress,
     account,
+    expired_unprocessed,
 )
 from auditstream.integrity.sources import KafkaReader, StoreReader
 
@@ -86,12 +87,17 @@ def reconcile(
         committed = reader.committed(g.normalizer, topic, [r.partition for r in rngs])
         settled = all(reader.unread(group, t) == 0 for group, t in g.sinks)
         reports = [
-            account(
-                rng,
-                reader.message_offsets(topic, rng),
-                store.places(rng),
-                Progress(normalized_to=committed.get(rng.partition) or 0, settled=settled),
-                store.dead_letter_reasons(rng),
+            replace(
+                account(
+                    rng,
+                    reader.message_offsets(topic, rng),
+                    store.places(rng),
+                    Progress(normalized_to=committed.get(rng.partition) or 0, settled=settled),
+                    store.dead_letter_reasons(rng),
+                ),
+                expired=expired_unprocessed(
+                    reader.watermarks(topic, rng.partition)[0], committed.get(rng.partition)
+                ),
             )
             for rng in rngs
         ]
@@ -113,4 +119,5 @@ def summary(reports: Sequence[PartitionReport]) -> dict[str, int]:
         "in_flight": sum(r.in_flight for r in reports),
         "missing": sum(len(r.missing) for r in reports),
         "multiple": sum(len(r.multiple) for r in reports),
+        "expired_unprocessed": sum(r.expired[1] - r.expired[0] for r in reports if r.expired),
     }

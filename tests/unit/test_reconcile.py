@@ -92,3 +92,13 @@ def test_runs_compress_offsets():
     assert runs([9, 3, 4, 5]) == [(3, 5), (9, 9)]
     assert describe_runs([1, 2, 3, 7]) == "1-3, 7"
     assert describe_runs(list(range(0, 100, 2)), limit=2) == "0, 2 (+48 more runs)"
+
+
+def test_offsets_expired_before_the_normalizer_read_them_are_named():
+    from auditstream.integrity.reconcile import expired_unprocessed
+
+    assert expired_unprocessed(low=0, committed=None) is None
+    assert expired_unprocessed(low=100, committed=100) is None
+    assert expired_unprocessed(low=100, committed=250) is None
+    assert expired_unprocessed(low=100, committed=40) == (40, 100)
+    assert expired_unprocessed(low=100, committed=None) == (0, 100)
