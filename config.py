@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +54,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name}={value} must be positive and finite")
     return value
+
+
+def _host_instance() -> str:
+    """The host name as an instance name (letters, digits, - _ . only)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:100] or "0"
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,10 @@ class NormalizerSettings:
     batch_size: int = 500
     batch_within_seconds: float = 0.05
     instance: str = "0"
-    """Names this normalizer process (``AUDITSTREAM_NORMALIZER_INSTANCE``): its transactional
-    id and static group member id. Give each concurrently running instance its own."""
+    """Names this normalizer process (``AUDITSTREAM_NORMALIZER_INSTANCE``, default: the host
+    name): its transactional id and static group member id. A restart under the same name
+    fences its predecessor's open transaction at once; two instances running at the same time
+    need two names (containers get theirs from their host names)."""
     transaction_max_events: int = 2_000
     """A transaction covers at most this many raw messages ..."""
     transaction_max_seconds: float = 0.1
@@ -209,7 +218,7 @@ class Settings:
             partitions=_int(env, "AUDITSTREAM_PARTITIONS", 6, 1),
             replication_factor=_replication(env, "AUDITSTREAM_REPLICATION_FACTOR"),
         )
-        instance = env.get("AUDITSTREAM_NORMALIZER_INSTANCE") or "0"
+        instance = env.get("AUDITSTREAM_NORMALIZER_INSTANCE") or _host_instance()
         if not all(ch.isalnum() or ch in "-_." for ch in instance):
             raise ConfigError(
                 f"AUDITSTREAM_NORMALIZER_INSTANCE={instance!r}: use letters, digits, - _ ."

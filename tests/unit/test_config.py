@@ -188,3 +188,13 @@ def test_max_future_skew(home: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             settings(home, AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS=bad)
+
+
+def test_normalizer_instance_defaults_to_the_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "node 7.example")
+    settings = Settings.from_env({})
+    assert settings.normalizer.instance == "node-7.example"
+    explicit = Settings.from_env({"AUDITSTREAM_NORMALIZER_INSTANCE": "n2"})
+    assert explicit.normalizer.instance == "n2"
