@@ -55,6 +55,9 @@ class AnomalyAgentConfig:
     tick_seconds: float = 10.0
     quiet_seconds: float = 60.0
     """A partition that delivered nothing this long is caught up: its watermark is now."""
+    fetch_fresh_seconds: float = 10.0
+    """A partition is read to its end only by a fetch answer at most this old: a consumer
+    that stopped fetching (stalled) cannot say what came since."""
     rescan_seconds: float = 300.0
     """How often the timer re-reads the table for open windows it does not know about yet
     (windows restored from the changelog after a restart or a rebalance)."""
@@ -257,12 +260,22 @@ def register(
         scan.active, scan.at = active, time.monotonic()
 
     def caught_up(partition: int) -> bool:
-        """Read to the end of the partition (so its quiet is not a stalled consumer)?"""
+        """Read to the end of the partition (so its quiet is not a stalled consumer)?
+
+        From the consumer's own record of its latest fetch (position, log end, last record
+        handed over): offsets alone are wrong on a transactional topic, whose commit markers
+        take offsets that no one receives (see ``windows.read_to_end``)."""
+        fetched_of = getattr(app.consumer, "fetched", None)
         try:
-            high_water = app.consumer.highwater(TP(topics.normalized, partition))
-        except Exception:  # no consumer yet, or the partition is not assigned any more
-            high_water = None
-        return windows.read_to_end(processed.get(partition), high_water)
+            seen = fetched_of(TP(topics.normalized, partition)) if fetched_of else None
+        except Exception:  # no consumer yet
+            seen = None
+        if seen is None or seen.answered_ms is None:
+            return False  # not fetched since the assignment: nothing says it is read
+        if _wall_ms() - seen.answered_ms > conf.fetch_fresh_seconds * 1000:
+            return False  # the consumer stopped fetching: its view is stale
+        end = windows.log_end(seen.highwater, seen.last_stable)
+        return windows.read_to_end(processed.get(partition), seen.position, seen.last_record, end)
 
     async def close_idle() -> None:
         if app.rebalancing or app.in_recovery:

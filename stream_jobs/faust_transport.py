@@ -21,6 +21,7 @@ records must never reach an agent.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
@@ -78,7 +79,30 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
         held: frozenset[TP] = getattr(self.consumer, "held", frozenset())
         for tp in [tp for tp in records if tp in held]:  # never fetched: put them back
             consumer.seek(tp, records.pop(tp)[0].offset)
+        note = getattr(self.consumer, "note_fetched", None)
+        if note is not None:
+            note(consumer, wanted - held, records)
         return records
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the consumer has handed over of one partition, as of its latest fetch."""
+
+    position: int
+    """aiokafka's position right after the fetch: the next offset it will read. It is past
+    the control records (transaction markers) and aborted records it skipped, which no one
+    ever receives."""
+    last_record: int | None
+    """The offset of the last record handed over since the assignment (None: none yet)."""
+    highwater: int | None
+    """The log's end as the fetch response gave it (past the last transaction marker)."""
+    last_stable: int | None
+    """The last stable offset (``read_committed``: where the first open transaction starts,
+    else the high watermark); None or negative when the broker did not say."""
+    answered_ms: int | None
+    """Wall-clock time (ms) of the broker's latest fetch answer for it, which gave the two
+    offsets above."""
 
 
 class PositionedConsumer(driver.Consumer):
@@ -96,6 +120,7 @@ class PositionedConsumer(driver.Consumer):
         """Per partition, the next offset not yet committed: the first record fetched after
         its seek, then each committed offset (the head of the acknowledged offsets)."""
         self._need_floor: set[TP] = set()
+        self._fetched: dict[TP, Fetched] = {}
         flow = self.app.flow_control
         if isinstance(flow, GatedFlowControl):
             flow.on_resumed.append(self._release)
@@ -122,6 +147,8 @@ class PositionedConsumer(driver.Consumer):
             self._acked_index.pop(tp, None)
             self._gap.pop(tp, None)
             self._floor.pop(tp, None)
+        for tp in set(self._fetched):
+            del self._fetched[tp]  # positions of the previous generation
         await super().on_partitions_assigned(assigned, generation_id)
 
     def _set_active_tps(self, tps: set[TP]) -> set[TP]:
@@ -162,6 +189,37 @@ class PositionedConsumer(driver.Consumer):
         self._wanted -= ready
         if ready:
             super().resume_partitions(ready)
+
+    # -- what was handed over ------------------------------------------------------------
+
+    def fetched(self, tp: TP) -> Fetched | None:
+        """The partition's position and last record handed over, as of its latest fetch
+        (None: not fetched since its assignment)."""
+        return self._fetched.get(tp)
+
+    def note_fetched(self, consumer: Any, tps: Iterable[TP], records: Any) -> None:
+        """After a fetch (on the consumer thread): each partition's position and last record.
+
+        Recorded together, after aiokafka moved the position: a reader never sees a position
+        past records that are not in ``last_record`` yet."""
+        subscription = consumer._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        if assignment is None:
+            return  # not assigned any more
+        for tp in tps:
+            state = assignment.state_value(tp)
+            if state is None or not state.has_valid_position:
+                continue
+            batch = records.get(tp)
+            before = self._fetched.get(tp)
+            last = batch[-1].offset if batch else (before.last_record if before else None)
+            self._fetched[tp] = Fetched(
+                position=int(state.position),
+                last_record=last,
+                highwater=state.highwater,
+                last_stable=state.lso,
+                answered_ms=state.timestamp,
+            )
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -177,11 +177,40 @@ class PartitionClock:
         return high
 
 
-def read_to_end(last_processed: int | None, high_water: int | None) -> bool:
-    """Whether a partition is read to its end: the offset after the last event processed is
-    the log's high watermark. Nothing processed since the start counts as read (there was
-    nothing to read, or the wall-clock rule is all a restarted worker has); an unknown high
-    watermark does not."""
-    if last_processed is None:
-        return True
-    return high_water is not None and last_processed + 1 >= high_water
+def read_to_end(
+    last_processed: int | None,
+    position: int | None,
+    last_fetched: int | None,
+    log_end: int | None,
+) -> bool:
+    """Whether a partition is read to its end, from one consistent view of its consumer.
+
+    ``position`` is the consumer's fetch position (the next offset it will read), ``log_end``
+    the end of what it may read (the last stable offset under ``read_committed``, else the
+    high watermark), ``last_fetched`` the offset of the last record the consumer handed over
+    (None: none since the assignment) and ``last_processed`` the offset of the last record
+    the agent processed (None: none).
+
+    Offsets alone cannot say it: a transactional topic has control records (a commit marker
+    after each batch, abort markers, aborted records) that take offsets and are never
+    delivered, so "last processed + 1 = end" never holds there, while "position = end" also
+    holds when records are fetched but still buffered, unprocessed. Read to the end is both:
+    the consumer has read everything it may (``position >= log_end``), and every record it
+    handed over has been processed (``last_processed >= last_fetched``). An unknown position
+    or end (not fetched yet since the assignment: a stalled or recovering consumer) is not
+    read to the end.
+    """
+    if position is None or log_end is None or position < log_end:
+        return False
+    if last_fetched is None:
+        return True  # nothing handed over, and nothing left to read
+    return last_processed is not None and last_processed >= last_fetched
+
+
+def log_end(highwater: int | None, last_stable: int | None) -> int | None:
+    """The end of what a consumer may read: the last stable offset when the broker gave one
+    (``read_committed``; aiokafka says -1 under ``read_uncommitted``), else the high
+    watermark."""
+    if last_stable is not None and last_stable >= 0:
+        return last_stable
+    return highwater

@@ -16,6 +16,7 @@ from auditstream.detectors.anomaly.windows import (
     close_due,
     forgettable,
     has_open,
+    log_end,
     observe,
     read_to_end,
 )
@@ -164,8 +165,46 @@ def test_a_quiet_partition_that_is_not_read_to_its_end_keeps_its_event_time() ->
     assert clock.watermark(0, caught_up=True) == wall.ms
 
 
-def test_read_to_end_compares_the_last_processed_offset_with_the_high_watermark() -> None:
-    assert read_to_end(41, 42)  # offset 41 processed, the log ends before offset 42
-    assert not read_to_end(40, 42)  # offset 41 is still unread
-    assert not read_to_end(41, None)  # the end of the log is unknown
-    assert read_to_end(None, 42)  # nothing processed since the start: the wall-clock rule
+def test_read_to_end_on_a_plain_topic() -> None:
+    # offsets 0..41, all messages: position 42 = high watermark = last stable offset
+    end = log_end(highwater=42, last_stable=-1)  # read_uncommitted: aiokafka says -1
+    assert end == 42
+    assert read_to_end(41, position=42, last_fetched=41, log_end=end)
+    assert not read_to_end(40, position=42, last_fetched=41, log_end=end)  # 41 unprocessed
+    assert not read_to_end(41, position=41, last_fetched=40, log_end=end)  # 41 not fetched
+    assert not read_to_end(41, position=42, last_fetched=41, log_end=None)  # end unknown
+    assert not read_to_end(41, position=None, last_fetched=41, log_end=end)
+
+
+def test_read_to_end_on_a_transactional_topic_past_the_final_commit_marker() -> None:
+    # batch 1: messages 0..9, commit marker 10; batch 2: messages 11..20, commit marker 21.
+    # The high watermark (and the last stable offset) is 22; no one ever receives 10 or 21.
+    end = log_end(highwater=22, last_stable=22)
+    # aiokafka skipped the final marker: its position is 22, the last record it handed
+    # over is 20, and the agent processed 20. The old rule (20 + 1 >= 22) never said so.
+    assert read_to_end(20, position=22, last_fetched=20, log_end=end)
+    # the same layout with message 20 fetched (buffered in Faust) but not processed yet
+    assert not read_to_end(19, position=22, last_fetched=20, log_end=end)
+    # a marker in the middle is no gap either
+    assert not read_to_end(9, position=22, last_fetched=20, log_end=end)
+    # the marker arrives in a later fetch: position 21 is not the end yet
+    assert not read_to_end(20, position=21, last_fetched=20, log_end=end)
+
+
+def test_read_to_end_stops_at_the_last_stable_offset_of_an_open_transaction() -> None:
+    # messages 0..9, marker 10, then an open transaction writing 11..15: the high watermark
+    # is 16 but a read_committed consumer may read up to the last stable offset 11 only
+    end = log_end(highwater=16, last_stable=11)
+    assert end == 11
+    assert read_to_end(9, position=11, last_fetched=9, log_end=end)
+    # once committed (marker 16) the stable offset moves to 17 and 11..15 are to be read
+    assert not read_to_end(9, position=11, last_fetched=9, log_end=log_end(17, 17))
+
+
+def test_read_to_end_with_aborted_records_and_nothing_handed_over() -> None:
+    # an aborted transaction 0..4 plus its abort marker 5: nothing is ever delivered
+    assert read_to_end(None, position=6, last_fetched=None, log_end=log_end(6, 6))
+    # nothing handed over yet but records to read: a stalled or starting consumer
+    assert not read_to_end(None, position=0, last_fetched=None, log_end=log_end(6, 6))
+    # handed over, nothing processed yet
+    assert not read_to_end(None, position=6, last_fetched=3, log_end=log_end(6, 6))
