@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from auditstream.producers.sample import events as sample_events
 from auditstream.schemas import AuditEvent
@@ -31,11 +30,7 @@ def source(offset: int, raw_topic: str, partition: int = 0) -> list[tuple[str, b
 
 def test_the_sink_accounts_for_every_message_it_reads(env: Env) -> None:
     topics = env.settings.topics
-    # Not created by ensure_topics on this branch (the normalizer's branch adds it).
-    admin = AdminClient({"bootstrap.servers": env.bootstrap})
-    for future in admin.create_topics([NewTopic(topics.repeats, 3, 1)]).values():
-        future.result(30)
-    raw_topic = env.settings.topics.raw
+    raw_topic = topics.raw
     now = datetime.now(UTC).replace(microsecond=0)
     fields = list(sample_events(6, seed=9))
     shared = uuid.uuid4()
