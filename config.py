@@ -12,10 +12,12 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from auditstream.infra.kafka_security import KafkaSecurity, KafkaSecurityError
+from auditstream.schemas.limits import max_retention_days
 
 
 class ConfigError(ValueError):
@@ -41,6 +43,18 @@ def _replication(env: Mapping[str, str], name: str) -> int | None:
     if raw in ("", "-1"):
         return None
     return _int(env, name, 1, 1)
+
+
+def _retention(env: Mapping[str, str], name: str, default: int) -> int:
+    """Days of retention the store can keep (``schemas.limits``: the TTL must not wrap)."""
+    days = _int(env, name, default, 1)
+    longest = max_retention_days(datetime.now(UTC))
+    if days > longest:
+        raise ConfigError(
+            f"{name}={days} is longer than the store can keep: the TTL would pass 2106 (the "
+            f"end of ClickHouse's DateTime) and wrap, deleting rows at once; at most {longest}"
+        )
+    return days
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -207,8 +221,8 @@ class Settings:
         clickhouse = ClickHouseSettings(
             dsn=dsn,
             database=env.get("AUDITSTREAM_CLICKHOUSE_DATABASE") or "auditstream",
-            retention_days=_int(env, "AUDITSTREAM_RETENTION_DAYS", 365, 1),
-            alert_retention_days=_int(env, "AUDITSTREAM_ALERT_RETENTION_DAYS", 730, 1),
+            retention_days=_retention(env, "AUDITSTREAM_RETENTION_DAYS", 365),
+            alert_retention_days=_retention(env, "AUDITSTREAM_ALERT_RETENTION_DAYS", 730),
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
         )

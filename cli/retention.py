@@ -78,16 +78,20 @@ def stored_days(settings: Settings, spec: TableSpec) -> int | None:
 
 
 def preview(settings: Settings, spec: TableSpec, days: int) -> Preview:
+    try:
+        tables.check_retention_days(days)
+    except ValueError as exc:
+        raise RetentionError(str(exc)) from None
     old = stored_days(settings, spec)
-    past: list[tuple[str, int]] = []
-    if old is None or days < old:
-        result = query.run(
-            settings.clickhouse,
-            f"SELECT {spec.tenant_column}, count() FROM `{settings.clickhouse.database}`."
-            f"`{spec.name}` WHERE toDateTime({spec.time_column}) + INTERVAL {days} DAY < now() "
-            f"GROUP BY {spec.tenant_column} ORDER BY {spec.tenant_column}",
-        )
-        past = [(str(t), int(n)) for t, n in result.rows]
+    # Always the new TTL's own expression, longer or shorter than the old one: what the
+    # preview counts is what the next merges delete.
+    result = query.run(
+        settings.clickhouse,
+        f"SELECT {spec.tenant_column}, count() FROM `{settings.clickhouse.database}`."
+        f"`{spec.name}` WHERE toDateTime({spec.time_column}) + INTERVAL {days} DAY < now() "
+        f"GROUP BY {spec.tenant_column} ORDER BY {spec.tenant_column}",
+    )
+    past = [(str(t), int(n)) for t, n in result.rows]
     return Preview(spec.name, old, days, past)
 
 

@@ -21,9 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-DATETIME_START = datetime(1970, 1, 1, tzinfo=UTC)
-DATETIME_END = datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)
-"""The first and last second a ClickHouse ``DateTime`` holds."""
+from auditstream.schemas.limits import DATETIME_END, DATETIME_START
 
 Verdict = Literal["outside_retention", "in_future"]
 

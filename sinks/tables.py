@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from auditstream.schemas.limits import DATETIME_END, max_retention_days
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +226,24 @@ def current_retention_days(client: Any, database: str, spec: TableSpec) -> int |
     return parse_retention_days(str(current)) if current else None
 
 
-def set_retention(client: Any, database: str, spec: TableSpec, retention_days: int) -> None:
-    """Change the TTL of an existing table (rows past the new horizon go at the next merges)."""
+def check_retention_days(retention_days: int, now: datetime | None = None) -> None:
+    """Refuse a retention the store cannot keep: at least a day, and short enough that the
+    TTL of new events stays inside ClickHouse's ``DateTime`` (past its end, TTL arithmetic
+    wraps to 1970 and the next merge would delete every row)."""
     if retention_days < 1:
         raise ValueError("retention must be at least 1 day")
+    longest = max_retention_days(now or datetime.now(UTC))
+    if retention_days > longest:
+        raise ValueError(
+            f"a retention of {retention_days} days is longer than the store can keep: "
+            f"its TTL would pass {DATETIME_END:%Y-%m-%d} (the end of ClickHouse's DateTime) "
+            f"and wrap, deleting every row; the longest retention today is {longest} days"
+        )
+
+
+def set_retention(client: Any, database: str, spec: TableSpec, retention_days: int) -> None:
+    """Change the TTL of an existing table (rows past the new horizon go at the next merges)."""
+    check_retention_days(retention_days)
     client.command(_retention_ddl(spec, database, retention_days))
 
 

@@ -34,6 +34,7 @@ from pydantic_core import from_json
 from auditstream.config import ClickHouseSettings, NormalizerSettings, Settings
 from auditstream.schemas.codec import describe, encode
 from auditstream.schemas.event import AuditEvent, format_ts
+from auditstream.schemas.limits import DATETIME_END
 from auditstream.stream_jobs import cloudevents
 from auditstream.stream_jobs.dedup import RecentIds
 
@@ -74,10 +75,6 @@ class Duplicate:
 
 
 Outcome = Normalized | Invalid | Duplicate
-
-
-DATETIME_END = datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)
-"""The last second of ClickHouse's ``DateTime``: TTL arithmetic past it wraps to 1970."""
 
 
 def _utc_now() -> datetime:

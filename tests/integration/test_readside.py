@@ -389,3 +389,24 @@ def test_retention_set_refused_when_kafka_is_unreachable(env: Env) -> None:
         assert tables.current_retention_days(writer, "auditstream", tables.EVENTS) == 365
     finally:
         writer.close()
+
+
+def test_retention_set_past_the_end_of_datetime_is_refused_and_keeps_every_row(env: Env) -> None:
+    # 30,000 days: the TTL would pass 2106 and wrap to 1972, deleting every row at the next
+    # merge, while a preview that only counts for shorter retentions said "nothing is deleted".
+    ch = env.settings.clickhouse
+    writer = store.connect(ch)
+    _seed(writer)
+    before = writer.command("SELECT count() FROM auditstream.audit_events")
+    writer.close()
+    done = _cli(env.settings.home, "retention", "set", "30000", "--yes", extra=env.vars)
+    assert done.returncode == 1, done.stdout
+    assert "longer than the store can keep" in done.stderr + done.stdout
+    assert _raw_records(env) == []  # nothing recorded: nothing changed
+    writer = store.connect(ch)
+    try:
+        assert tables.current_retention_days(writer, "auditstream", tables.EVENTS) == 365
+        writer.command("OPTIMIZE TABLE auditstream.audit_events FINAL")
+        assert writer.command("SELECT count() FROM auditstream.audit_events") == before
+    finally:
+        writer.close()
