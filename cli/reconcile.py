@@ -64,6 +64,7 @@ def _as_json(r: PartitionReport) -> dict[str, object]:
         "missing": list(r.missing),
         "multiple": [{"offset": o, "places": list(p)} for o, p in r.multiple],
         "strays": list(r.strays),
+        "retention_deleted": list(r.retention_deleted),
         "expired_unprocessed": list(r.expired) if r.expired else None,
         "dead_letter_reasons": r.dead_letter_reasons,
     }
@@ -151,6 +152,12 @@ def reconcile_command(
                 console.print(
                     f"partition {r.range.partition}: offset {offset} is in "
                     + ", ".join(p.value for p in places)
+                )
+            if r.retention_deleted:
+                console.print(
+                    f"partition {r.range.partition}: {len(r.retention_deleted)} offsets hold "
+                    "events past the table's retention (stored, then deleted by its TTL): "
+                    + escape(describe_runs(r.retention_deleted))
                 )
             if r.expired:
                 console.print(

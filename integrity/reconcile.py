@@ -74,6 +74,9 @@ class PartitionReport:
     """Offsets the store accounts for that hold no message in the raw topic (for example a
     record whose raw message has expired from the topic while the range still names it)."""
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    retention_deleted: tuple[int, ...] = ()
+    """Offsets in no place whose event is past the table's retention: stored, then deleted
+    by the TTL as configured (not a gap)."""
     expired: tuple[int, int] | None = None
     """Offsets [lo, hi) that the raw topic's retention deleted before the normalizer read
     them: accepted by the broker, never processed (the pipeline was down longer than the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from auditstream.config import Settings
 from auditstream.integrity.reconcile import (
@@ -16,6 +17,8 @@ from auditstream.integrity.reconcile import (
     expired_unprocessed,
 )
 from auditstream.integrity.sources import KafkaReader, StoreReader
+from auditstream.schemas.limits import max_retention_days
+from auditstream.stream_jobs.normalize import Normalized, Normalizer
 
 
 def groups(settings: Settings) -> Groups:
@@ -82,6 +85,7 @@ def reconcile(
     topic = settings.topics.raw
     g = groups(settings)
     deadline = clock() + wait_seconds
+    retention = store.retention_days()
     while True:
         rngs = ranges(reader, topic, selection)
         committed = reader.committed(g.normalizer, topic, [r.partition for r in rngs])
@@ -104,10 +108,45 @@ def reconcile(
         if all(r.in_flight == 0 for r in reports) or clock() >= deadline:
             break
         sleep(1.0)
+    if retention is not None:
+        reports = [_past_retention(r, reader, topic, settings, retention) for r in reports]
     for report in reports:
         if on_partition is not None:
             on_partition(report)
     return reports
+
+
+def _past_retention(
+    report: PartitionReport, reader: KafkaReader, topic: str, settings: Settings, days: int
+) -> PartitionReport:
+    """Missing offsets whose event the table's TTL has deleted by now are not gaps: read
+    their raw messages and judge each one's ``occurred_at`` as the normalizer parses it."""
+    if not report.missing:
+        return report
+    now = datetime.now(UTC)
+    parse = Normalizer.from_settings(
+        replace_settings_retention(settings, max_retention_days(now)), now=lambda: now
+    )
+    horizon = now - timedelta(days=days)
+    raw = reader.messages_at(topic, report.range.partition, list(report.missing))
+    deleted = []
+    for offset in report.missing:
+        value, headers = raw.get(offset, (None, []))
+        outcome = parse(value or b"", headers) if value is not None else None
+        if isinstance(outcome, Normalized) and outcome.event.occurred_at <= horizon:
+            deleted.append(offset)
+    if not deleted:
+        return report
+    gone = set(deleted)
+    return replace(
+        report,
+        missing=tuple(o for o in report.missing if o not in gone),
+        retention_deleted=tuple(deleted),
+    )
+
+
+def replace_settings_retention(settings: Settings, days: int) -> Settings:
+    return replace(settings, clickhouse=replace(settings.clickhouse, retention_days=days))
 
 
 def summary(reports: Sequence[PartitionReport]) -> dict[str, int]:
@@ -119,5 +158,6 @@ def summary(reports: Sequence[PartitionReport]) -> dict[str, int]:
         "in_flight": sum(r.in_flight for r in reports),
         "missing": sum(len(r.missing) for r in reports),
         "multiple": sum(len(r.multiple) for r in reports),
+        "retention_deleted": sum(len(r.retention_deleted) for r in reports),
         "expired_unprocessed": sum(r.expired[1] - r.expired[0] for r in reports if r.expired),
     }

@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from auditstream.config import ClickHouseSettings
 from auditstream.integrity.reconcile import OffsetRange, Place
-from auditstream.sinks import query
+from auditstream.sinks import query, tables
 from auditstream.sinks.store import StoreUnavailable
 
 CHUNK = 200_000
@@ -138,6 +138,30 @@ class KafkaReader:
                         f"(range ends at {end}); is the broker up?"
                     )
 
+    def messages_at(
+        self, topic: str, partition: int, offsets: list[int]
+    ) -> dict[int, tuple[bytes | None, Any]]:
+        """The value and headers of the messages at ``offsets`` (few: the missing ones)."""
+        out: dict[int, tuple[bytes | None, Any]] = {}
+        wanted = set(offsets)
+        if not wanted:
+            return out
+        with self._consumer() as consumer:
+            for lo, hi in _runs(sorted(wanted)):
+                consumer.assign([TopicPartition(topic, partition, lo)])
+                deadline = time.monotonic() + self.timeout
+                done = False
+                while not done and time.monotonic() < deadline:
+                    for msg in consumer.consume(num_messages=1000, timeout=1.0):
+                        offset = msg.offset()
+                        if msg.error() is not None or offset is None:
+                            done = done or msg.error() is not None  # end of the partition
+                            continue
+                        if offset in wanted:
+                            out[offset] = (msg.value(), msg.headers())
+                        done = done or offset >= hi
+        return out
+
     def unread(self, group: str, topic: str) -> int:
         """Messages of ``topic`` that ``group`` has not consumed yet (0: it is caught up).
 
@@ -199,6 +223,18 @@ class StoreReader:
             )
         return out
 
+    def retention_days(self) -> int | None:
+        """The events table's TTL in days as the store has it (None: no TTL)."""
+        try:
+            rows = query.run(
+                self.settings,
+                "SELECT engine_full FROM system.tables WHERE database = "
+                f"{_quote(self.settings.database)} AND name = 'audit_events'",
+            ).rows
+        except (query.QueryError, StoreUnavailable) as exc:
+            raise SourceError(f"the store refused the reconcile query: {exc}") from None
+        return tables.parse_retention_days(str(rows[0][0])) if rows else None
+
     def dead_letter_reasons(self, rng: OffsetRange) -> dict[str, int]:
         try:
             result = query.run(
@@ -212,6 +248,16 @@ class StoreReader:
         except (query.QueryError, StoreUnavailable) as exc:
             raise SourceError(f"the store refused the reconcile query: {exc}") from None
         return {str(r[0]): int(r[1]) for r in result.rows}
+
+
+def _runs(offsets: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for o in offsets:
+        if out and o == out[-1][1] + 1:
+            out[-1] = (out[-1][0], o)
+        else:
+            out.append((o, o))
+    return out
 
 
 def _quote(text: str) -> str:
