@@ -340,13 +340,17 @@ class SinkLoop:
         loop); store a minimal row in its place, or retry if even that is refused."""
         if self._writer.spec != DEAD_LETTERS:
             first = result.refused[0].error
-            raise WriteFailed(f"{len(result.refused)} rows refused, nowhere to put them: {first}")
+            raise WriteFailed(
+                f"{len(result.refused)} rows refused, nowhere to put them: {first}", "rows"
+            )
         stand_ins = Batch(len(result.refused), 0.0, self._clock, salt="minimal")
         stand_ins.ranges = dict(batch.ranges)
         stand_ins.rows = [minimal_dead_letter(batch.rows[r.index], r.error) for r in result.refused]
         stored = self._writer.write(stand_ins)
         if stored.refused:
-            raise WriteFailed(f"minimal dead-letter row refused too: {stored.refused[0].error}")
+            raise WriteFailed(
+                f"minimal dead-letter row refused too: {stored.refused[0].error}", "rows"
+            )
         return replace(
             result,
             inserted=result.inserted + stored.inserted,
@@ -394,7 +398,9 @@ class SinkLoop:
         missing = [x for x in batch.dead_letters if not x.acked]
         if missing:
             why = next((x.failed for x in missing if x.failed), "no acknowledgement yet")
-            raise WriteFailed(f"{len(missing)} dead letters not acknowledged by Kafka: {why}")
+            raise WriteFailed(
+                f"{len(missing)} dead letters not acknowledged by Kafka: {why}", "outage"
+            )
 
     # -- batch in flight (consumer thread) -------------------------------------------------
     def _submit(self, batch: Batch) -> None:

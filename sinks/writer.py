@@ -1,7 +1,8 @@
 """Writes batches of rows (events, alerts, accounting records) to ClickHouse, idempotently.
 
-A write either lands every row of the batch once or raises ``WriteFailed``; retrying the
-same batch is always safe:
+A write either lands every row of the batch once (but the rows the store refuses on their
+own, returned in ``WriteResult.refused``) or raises ``WriteFailed``; retrying the same batch
+is always safe:
 
 - identity is (tenant_id, id): a row whose pair is already stored (a replay after a crash,
   or a repeat the normalizer's window missed) is skipped. Skipped from *another* raw
@@ -110,6 +111,12 @@ OUTAGE_ERROR_NAMES = frozenset(
 OUTAGE_ERROR_CODES = frozenset(
     {159, 160, 164, 202, 209, 210, 236, 241, 242, 243, 252, 279, 394, 999}
 )
+_OUTAGE_TEXT = re.compile(
+    r"connection (refused|reset|aborted)|timed out|broken pipe|temporarily unavailable"
+    r"|name or service not known|network is unreachable",
+    re.IGNORECASE,
+)
+"""An outage said in words (an HTTP client's error, a test's simulated one)."""
 _NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 _CODE = re.compile(r"Code: (\d+)")
 
@@ -121,7 +128,7 @@ def classify(exc: BaseException) -> Refusal:
     text = str(exc)
     names = set(_NAME.findall(text))
     codes = {int(c) for c in _CODE.findall(text)}
-    if names & OUTAGE_ERROR_NAMES or codes & OUTAGE_ERROR_CODES:
+    if names & OUTAGE_ERROR_NAMES or codes & OUTAGE_ERROR_CODES or _OUTAGE_TEXT.search(text):
         return "outage"
     if (
         isinstance(exc, (ch_errors.DataError, ch_errors.ProgrammingError))
@@ -136,9 +143,10 @@ def classify(exc: BaseException) -> Refusal:
 class WriteFailed(RuntimeError):
     """ClickHouse did not take the batch; nothing was committed, so retry it."""
 
-    def __init__(self, message: str, kind: Refusal = "unknown") -> None:
+    def __init__(self, message: str, kind: Refusal | None = None) -> None:
+        """``kind``: why (default: classified from ``message``)."""
         super().__init__(message)
-        self.kind: Refusal = kind
+        self.kind: Refusal = kind or classify(RuntimeError(message))
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ class BatchWriter:
         inserts = 0
         work = _Isolation(isolate)
         try:
-            plan = self._plan(rows)
+            plan = self._plan(rows, work)
             if plan.repeats:
                 self._insert(
                     f"`{self._database}`.`{REPEATS_TABLE}`",
@@ -296,15 +304,18 @@ class BatchWriter:
             return None
         return int(row[self._raw[0]]), int(row[self._raw[1]])
 
-    def _plan(self, rows: list[tuple[Any, ...]]) -> _Plan:
+    def _plan(self, rows: list[tuple[Any, ...]], work: _Isolation) -> _Plan:
         if not self._spec.check_stored:
             return _Plan(list(range(len(rows))), 0, [])
-        stored = self._already_stored(rows)
+        stored = self._stored_isolating(rows, list(range(len(rows))), work)
+        refused = {r[0] for r in work.refused}
         kept: dict[Identity, Position] = {}
         fresh: list[int] = []
         repeats: list[tuple[Any, ...]] = []
         skipped = 0
         for index, row in enumerate(rows):
+            if index in refused:
+                continue
             identity = (row[self._tenant], row[self._id].int)
             position = self._position(row)
             if identity in stored:
@@ -323,6 +334,27 @@ class BatchWriter:
     def _repeat(self, row: tuple[Any, ...], position: tuple[int, int]) -> tuple[Any, ...]:
         tenant, event_id = row[self._tenant], row[self._id]
         return (self._raw_topic, *position, tenant, event_id, "sink", self._now())
+
+    def _stored_isolating(
+        self, rows: list[tuple[Any, ...]], indices: list[int], work: _Isolation
+    ) -> dict[Identity, set[Position]]:
+        """``_already_stored``; refused for the rows it is asked about (a value the query's
+        parameters cannot take), bisected down to them like an insert."""
+        try:
+            return self._already_stored([rows[i] for i in indices])
+        except Exception as exc:
+            kind = classify(exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if kind == "outage" or (kind == "unknown" and not work.isolate) or not indices:
+                raise WriteFailed(error, kind) from exc
+            if len(indices) == 1:
+                work.refused.append((indices[0], error, kind))
+                return {}
+            middle = len(indices) // 2
+            out = self._stored_isolating(rows, indices[:middle], work)
+            for identity, positions in self._stored_isolating(rows, indices[middle:], work).items():
+                out.setdefault(identity, set()).update(positions)
+            return out
 
     def _already_stored(self, rows: list[tuple[Any, ...]]) -> dict[Identity, set[Position]]:
         """(tenant, id) pairs of these rows that are stored, with the raw positions they

@@ -53,6 +53,8 @@ class FakeStore:
         self.attempts = 0
         self.outages = 0
         """Inserts to refuse first with a connection error, whatever they hold."""
+        self.bad_id: Callable[[Any], bool] = lambda i: False
+        """Ids the identity check's query refuses (its parameters)."""
 
     def insert(self, table: str, data: list[Any], **kwargs: Any) -> None:
         self.attempts += 1
@@ -69,6 +71,9 @@ class FakeStore:
         self.rows.extend(rows)
 
     def query(self, sql: str, parameters: Any = None) -> Any:
+        if any(self.bad_id(i) for i in (parameters or {}).get("ids", [])):
+            raise DataError("Unable to serialize parameter `ids`")
+
         class Result:
             result_rows = [
                 (r["tenant_id"], r["event_id"], r["raw_partition"], r["raw_offset"])
@@ -170,6 +175,17 @@ def test_offsets_wait_for_the_refused_rows_dead_letter() -> None:
     assert {m["value"] for m in producer.sent} == {POISON}
     assert sorted(r["raw_offset"] for r in store.rows) == [0, 2]
     assert loop.stats.dead_letter_reasons == {"store_refused": 1}
+
+
+def test_a_row_the_identity_check_refuses_is_dead_lettered_too() -> None:
+    store = FakeStore(EVENTS, lambda r: False)
+    store.bad_id = lambda i: i == uuid.UUID(int=3)  # offset 2
+    producer = FakeProducer()
+    loop, consumer, clock = loop_of(store, [b"acme"] * 5, producer)
+    run(loop, clock)
+    assert sorted(r["raw_offset"] for r in store.rows) == [0, 1, 3, 4]
+    assert [m["key"] for m in producer.sent] == [b"key-2"]
+    assert consumer.commits == [[(0, 5)]]
 
 
 def test_an_outage_is_retried_never_dead_lettered() -> None:
@@ -290,6 +306,8 @@ def test_the_dead_letter_loop_stores_a_minimal_row_instead_of_dead_lettering() -
         (OperationalError("Connection refused"), "outage"),
         (ConnectionResetError("reset by peer"), "outage"),
         (TimeoutError("read timed out"), "outage"),
+        (DatabaseError("HTTPConnectionPool: Connection refused"), "outage"),
+        (RuntimeError("simulated: connection refused"), "outage"),
         (DatabaseError("something odd"), "unknown"),
         (ValueError("invalid literal for int()"), "unknown"),
     ],
@@ -298,3 +316,11 @@ def test_classify(error: Exception, kind: str) -> None:
     from auditstream.sinks.writer import classify
 
     assert classify(error) == kind
+
+
+def test_a_write_failed_without_a_kind_is_classified_by_its_message() -> None:
+    from auditstream.sinks.writer import WriteFailed
+
+    assert WriteFailed("simulated: connection refused").kind == "outage"
+    assert WriteFailed("Code: 53. (TYPE_MISMATCH)").kind == "rows"
+    assert WriteFailed("odd").kind == "unknown"
