@@ -31,6 +31,19 @@ class DeadLetter:
     sent: bool = False
 
 
+@dataclass(frozen=True)
+class SourceMessage:
+    """What a row was built from: enough to dead-letter the original message if the store
+    refuses the row (``store_refused``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]]
+
+
 @dataclass
 class Batch:
     """Rows to write and the offsets they cover (dead-lettered messages count as covered)."""
@@ -42,6 +55,14 @@ class Batch:
     ranges: dict[tuple[str, int], OffsetRange] = field(default_factory=dict)
     started: float | None = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    sources: list[SourceMessage | None] = field(default_factory=list)
+    """``rows[i]`` was built from ``sources[i]`` (None: not known)."""
+    salt: str = ""
+    """Part of the token: rows written in place of this batch's refused ones (the
+    dead-letter loop's minimal rows) cover the same offsets but never share its tokens."""
+    refused: dict[int, DeadLetter] = field(default_factory=dict)
+    """Rows the store refused (index into ``rows``), dead-lettered; each letter is in
+    ``dead_letters`` too, so the commit waits for it."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -62,9 +83,24 @@ class Batch:
                 topic, partition, min(current.first, offset), max(current.last, offset)
             )
 
-    def add(self, row: tuple[Any, ...], topic: str, partition: int, offset: int) -> None:
+    def add(
+        self,
+        row: tuple[Any, ...],
+        topic: str,
+        partition: int,
+        offset: int,
+        source: SourceMessage | None = None,
+    ) -> None:
         self.cover(topic, partition, offset)
         self.rows.append(row)
+        self.sources.append(source)
+
+    def refuse(self, index: int, letter: DeadLetter) -> None:
+        """Row ``index`` is dead-lettered instead of stored (once, however often the write
+        is retried)."""
+        if index not in self.refused:
+            self.refused[index] = letter
+            self.dead_letters.append(letter)
 
     @property
     def full(self) -> bool:
@@ -86,7 +122,8 @@ class Batch:
             f"{r.topic}/{r.partition}/{r.first}-{r.last}"
             for r in sorted(self.ranges.values(), key=lambda r: (r.topic, r.partition))
         )
-        return "auditstream:" + hashlib.sha256(spans.encode()).hexdigest()[:32]
+        token = "auditstream:" + hashlib.sha256(spans.encode()).hexdigest()[:32]
+        return f"{token}:{self.salt}" if self.salt else token
 
     def commit_offsets(self) -> list[tuple[str, int, int]]:
         """(topic, partition, next offset to read) for every partition the batch covers."""

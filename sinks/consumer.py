@@ -13,6 +13,15 @@ membership, ``max.poll.interval.ms``). A failed commit (the broker restarting,
 ``_WAIT_COORD``) is retried too: the write it covers already landed, so retrying is
 harmless. On a rebalance the unwritten or uncommitted batches are dropped: the new owner
 reads them again, and the writer skips what is already stored.
+
+No row wedges the loop. A write refused because of its rows (a known bad-data error at
+once; an unclassified refusal once it repeated ``isolate_after`` times for the same batch)
+is bisected by the writer: the other rows are stored and each refused row's original
+message is dead-lettered (``store_refused``, the store's error in the detail), its letter
+tracked like any other of the batch so the offsets wait for Kafka's acknowledgement. The
+dead-letter loop has nowhere to dead-letter to: it stores a minimal row instead
+(``minimal_dead_letter``: payload and key emptied, reason kept, the refusal in the detail).
+An outage (connection, timeout, too many parts...) is retried as before.
 """
 
 from __future__ import annotations
@@ -22,17 +31,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from auditstream.sinks.batch import Batch, DeadLetter
+from auditstream.sinks.batch import Batch, DeadLetter, SourceMessage
 from auditstream.sinks.horizon import Horizon
 from auditstream.sinks.ratelog import RateLimitedLog
 from auditstream.sinks.rows import Record, UnstorableEvent, event_row, header_map
-from auditstream.sinks.tables import NO_RAW_PARTITION
-from auditstream.sinks.writer import BatchWriter, WriteFailed, WriteResult
+from auditstream.sinks.tables import DEAD_LETTERS, NO_RAW_OFFSET, NO_RAW_PARTITION
+from auditstream.sinks.writer import BatchWriter, RefusedRow, WriteFailed, WriteResult
 from auditstream.stream_jobs import dead_letter
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,9 @@ class SinkConfig:
     """How long a write waits for Kafka to acknowledge the batch's dead letters."""
     log_every_seconds: float = 30.0
     """One log line per condition (a failing write, commit, broker) per this interval."""
+    isolate_after: int = 3
+    """Failed attempts of one batch with an unclassified refusal (neither a known bad-data
+    error nor an outage) after which the writer bisects it to find refused rows."""
 
 
 @dataclass
@@ -76,6 +89,9 @@ class SinkStats:
     """Rows skipped as already stored from another raw position, recorded as repeats."""
     dead_lettered: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    store_refused: int = 0
+    """Rows the store refused on their own: dead-lettered (or, on the dead-letter loop,
+    stored as a minimal row)."""
     missing_source: int = 0
     """Rows stored without the ``auditstream.source.*`` headers (raw position unknown)."""
     batches: int = 0
@@ -123,6 +139,7 @@ class SinkLoop:
         self._future: Future[WriteResult] | None = None
         self._phase: Phase = "writing"
         self._attempt = 0
+        self._isolate = False
         self._retry_at: float | None = None
         self._paused = False
         self._resume_needed = False
@@ -231,13 +248,9 @@ class SinkLoop:
             return
         topic, partition, offset = _coordinates(message)
         self.stats.consumed += 1
+        headers = _header_list(message)
         record = Record(
-            topic,
-            partition,
-            offset,
-            message.value() or b"",
-            message.key(),
-            header_map(_header_list(message)),
+            topic, partition, offset, message.value() or b"", message.key(), header_map(headers)
         )
         try:
             row = self._row(record)
@@ -262,7 +275,8 @@ class SinkLoop:
                 "%s: event without auditstream.source.* headers (stored; raw position unknown)",
                 self._writer.spec.name,
             )
-        self._batch.add(row, topic, partition, offset)
+        source = SourceMessage(topic, partition, offset, message.key(), message.value(), headers)
+        self._batch.add(row, topic, partition, offset, source)
 
     def _dead_letter(self, message: Message, reason: str, detail: str) -> None:
         topic, partition, offset = _coordinates(message)
@@ -305,15 +319,66 @@ class SinkLoop:
             letter.failed = f"{type(exc).__name__}: {exc}"
 
     # -- writing (on the writer thread) ----------------------------------------------------
-    def _write_job(self, batch: Batch) -> WriteResult:
+    def _write_job(self, batch: Batch, isolate: bool) -> WriteResult:
         if self._horizon is not None:
             try:
                 self._horizon.refresh_if_due()
             except Exception as exc:  # keep the retention read last; the write says more
                 self._rate.warning("retention", "cannot read the retention: %s", exc)
-        result = self._writer.write(batch) if batch.rows else WriteResult(0, 0, 0.0)
+        result = self._write(batch, isolate) if batch.rows else WriteResult(0, 0, 0.0)
+        if result.refused and self._dlq is None:
+            result = self._store_minimal(batch, result)
+        self._dead_letter_refused(batch, result)
         self._confirm_dead_letters(batch)
         return result
+
+    def _write(self, batch: Batch, isolate: bool) -> WriteResult:
+        return self._writer.write(batch, isolate=True) if isolate else self._writer.write(batch)
+
+    def _store_minimal(self, batch: Batch, result: WriteResult) -> WriteResult:
+        """The dead-letter loop: a refused row cannot be dead-lettered (to itself, in a
+        loop); store a minimal row in its place, or retry if even that is refused."""
+        if self._writer.spec != DEAD_LETTERS:
+            first = result.refused[0].error
+            raise WriteFailed(
+                f"{len(result.refused)} rows refused, nowhere to put them: {first}", "rows"
+            )
+        stand_ins = Batch(len(result.refused), 0.0, self._clock, salt="minimal")
+        stand_ins.ranges = dict(batch.ranges)
+        stand_ins.rows = [minimal_dead_letter(batch.rows[r.index], r.error) for r in result.refused]
+        stored = self._writer.write(stand_ins)
+        if stored.refused:
+            raise WriteFailed(
+                f"minimal dead-letter row refused too: {stored.refused[0].error}", "rows"
+            )
+        return replace(
+            result,
+            inserted=result.inserted + stored.inserted,
+            inserts=result.inserts + stored.inserts,
+            refused=tuple(RefusedRow(r.index, r.error, substituted=True) for r in result.refused),
+        )
+
+    def _dead_letter_refused(self, batch: Batch, result: WriteResult) -> None:
+        """Each row the store refused: its original message to the dead-letter topic (once;
+        a retried write finds the same rows refused and sends nothing new)."""
+        for refused in result.refused:
+            if refused.substituted or refused.index in batch.refused:
+                continue
+            source = batch.sources[refused.index]
+            if self._dlq is None or source is None:
+                raise WriteFailed(f"a row refused and nowhere to put it: {refused.error}", "rows")
+            letter = DeadLetter(
+                key=source.key,
+                value=source.value,
+                headers=dead_letter.headers(
+                    "store_refused",
+                    f"ClickHouse refused the row for {self._writer.spec.name}: {refused.error}",
+                    dead_letter.Source(source.topic, source.partition, source.offset),
+                    source.headers,
+                ),
+            )
+            batch.refuse(refused.index, letter)
+            self._send(letter)
 
     def _confirm_dead_letters(self, batch: Batch) -> None:
         """Every dead letter of the batch acknowledged, or ``WriteFailed`` (re-sending any
@@ -333,13 +398,15 @@ class SinkLoop:
         missing = [x for x in batch.dead_letters if not x.acked]
         if missing:
             why = next((x.failed for x in missing if x.failed), "no acknowledgement yet")
-            raise WriteFailed(f"{len(missing)} dead letters not acknowledged by Kafka: {why}")
+            raise WriteFailed(
+                f"{len(missing)} dead letters not acknowledged by Kafka: {why}", "outage"
+            )
 
     # -- batch in flight (consumer thread) -------------------------------------------------
     def _submit(self, batch: Batch) -> None:
         self._inflight = batch
         self._phase = "writing"
-        self._future = self._executor.submit(self._write_job, batch)
+        self._future = self._executor.submit(self._write_job, batch, self._isolate)
 
     def _advance(self, force: bool = False) -> None:
         future = self._future
@@ -356,6 +423,7 @@ class SinkLoop:
             self.stats.inserted += result.inserted
             self.stats.already_stored += result.already_stored
             self.stats.repeats += result.repeats
+            self._count_refused(result)
             if self._phase == "write_retry" or self._attempt:
                 self._rate.resolved("write", "write succeeded after %d retries", self._attempt)
             self._phase, self._attempt, self._retry_at = "committing", 0, None
@@ -367,10 +435,31 @@ class SinkLoop:
         elif self._phase == "committing":
             self._commit(self._inflight)
 
+    def _count_refused(self, result: WriteResult) -> None:
+        if not result.refused:
+            return
+        assert self._inflight is not None
+        letters = len(self._inflight.refused)
+        self.stats.store_refused += len(result.refused)
+        if letters:
+            self.stats.dead_lettered += letters
+            reasons = self.stats.dead_letter_reasons
+            reasons["store_refused"] = reasons.get("store_refused", 0) + letters
+        self._rate.warning(
+            "store_refused",
+            "%s refused %d of %d rows (%s); %s",
+            self._writer.spec.name, len(result.refused), len(self._inflight),
+            result.refused[0].error,
+            "dead-lettered" if letters else "stored as minimal dead-letter rows",
+        )  # fmt: skip
+
     def _write_failed(self, exc: Exception) -> None:
         assert self._inflight is not None
         self.stats.failed_writes += 1
         self._attempt += 1
+        kind = exc.kind if isinstance(exc, WriteFailed) else "unknown"
+        if kind == "unknown" and self._attempt >= self._config.isolate_after:
+            self._isolate = True  # the same rows keep being refused: find out which
         delay = self._config.retry.delay(self._attempt)
         self._phase = "write_retry"
         self._retry_at = self._clock() + delay
@@ -402,6 +491,7 @@ class SinkLoop:
             self._rate.resolved("commit", "commit succeeded after %d retries", self._attempt)
         self.stats.batches += 1
         self._inflight = None
+        self._isolate = False
         self._phase, self._attempt, self._retry_at = "writing", 0, None
 
     def _set_paused(self, paused: bool) -> None:
@@ -434,9 +524,54 @@ class SinkLoop:
         self._batch = self._new_batch()
         self._inflight = None
         self._future = None
+        self._isolate = False
         self._phase, self._attempt, self._retry_at = "writing", 0, None
         self._paused = False
         self._resume_needed = True
+
+
+def minimal_dead_letter(row: tuple[Any, ...], error: str) -> tuple[Any, ...]:
+    """A dead-letter row the store refused, made storable: key and payload emptied, every
+    number clamped to its column, the reason kept and the refusal put in the detail (the
+    dead-letter loop cannot dead-letter to itself)."""
+    spec = DEAD_LETTERS
+    out = list(row)
+
+    def put(name: str, value: Any) -> None:
+        out[spec.index_of(name)] = value
+
+    def number(name: str, top: int, default: int) -> None:
+        value = row[spec.index_of(name)]
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+        put(name, value if ok else default)
+
+    def text(name: str, limit: int) -> None:
+        value = row[spec.index_of(name)]
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        put(name, str(value or "")[:limit])
+
+    for name in ("source_partition", "failed_partition", "kafka_partition"):
+        number(name, NO_RAW_PARTITION, NO_RAW_PARTITION)
+    for name in ("source_offset", "failed_offset", "kafka_offset"):
+        number(name, NO_RAW_OFFSET, NO_RAW_OFFSET)
+    for name in ("payload_size", "original_size"):
+        number(name, NO_RAW_OFFSET, 0)
+    for name in ("source_topic", "failed_topic", "reason"):
+        text(name, 249)  # Kafka's longest topic name
+    text("original_sha256", 64)
+    sha = row[spec.index_of("payload_sha256")]
+    if not (isinstance(sha, str) and len(sha) == 64 and sha.isascii()):
+        put("payload_sha256", "0" * 64)
+    failed_at = row[spec.index_of("failed_at")]
+    if not (isinstance(failed_at, datetime) and 1900 < failed_at.year < 2299):
+        put("failed_at", datetime.now(UTC))
+    original = row[spec.index_of("detail")]
+    put("detail", f"store refused the dead letter ({error[:2000]}); was: {str(original)[:2000]}")
+    put("key", b"")
+    put("payload", b"")
+    put("payload_truncated", True)
+    return tuple(out)
 
 
 def _wait_done(future: Future[WriteResult]) -> None:

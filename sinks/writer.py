@@ -1,7 +1,8 @@
 """Writes batches of rows (events, alerts, accounting records) to ClickHouse, idempotently.
 
-A write either lands every row of the batch once or raises ``WriteFailed``; retrying the
-same batch is always safe:
+A write either lands every row of the batch once (but the rows the store refuses on their
+own, returned in ``WriteResult.refused``) or raises ``WriteFailed``; retrying the same batch
+is always safe:
 
 - identity is (tenant_id, id): a row whose pair is already stored (a replay after a crash,
   or a repeat the normalizer's window missed) is skipped. Skipped from *another* raw
@@ -14,17 +15,31 @@ same batch is always safe:
   index and the rows it holds: a retried insert of the same rows is a no-op, and an insert
   of other rows (after part of a chunk landed and its rows are now skipped) never reuses a
   token (ClickHouse would drop it as a duplicate of the first attempt).
+
+No row can wedge a write. A refusal is classified (``classify``): an *outage* (connection
+errors, timeouts, too many parts, memory...) is retried as is; a *row-caused* refusal (a
+known bad-data error: clickhouse-connect's ``DataError`` / ``ProgrammingError``, server codes
+such as ``CANNOT_PARSE_*``, ``TYPE_MISMATCH``, ``ILLEGAL_*``...) makes the writer bisect the
+refused chunk at once until it holds the refused rows alone; an unclassified refusal is
+bisected only when the loop asks (``isolate``, after it repeated for the same batch), and
+then a row is refused only if another row of the batch landed (a store refusing every row is
+not a bad row). Refused rows are returned (``WriteResult.refused``), the rest is stored.
+Every sub-chunk's token is the chunk's token plus its bisection path and the digest of its
+rows: deterministic, so a retry after a crash is still a no-op for what landed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+from clickhouse_connect.driver import exceptions as ch_errors
 
 from auditstream.sinks.batch import Batch
 from auditstream.sinks.tables import (
@@ -43,8 +58,105 @@ Identity = tuple[str, int]
 """(tenant, id), the id (a UUID) as its integer: ``uuid.UUID.__hash__`` is Python code."""
 
 
+Refusal = Literal["rows", "outage", "unknown"]
+"""Why the store refused an insert: bad rows (deterministic), the store being away or
+overloaded (retry), or not known (retry; bisect once it repeats for the same rows)."""
+
+ROW_ERROR_NAMES = frozenset(
+    {
+        "TYPE_MISMATCH",
+        "TOO_LARGE_STRING_SIZE",
+        "TOO_LARGE_ARRAY_SIZE",
+        "ARGUMENT_OUT_OF_BOUND",
+        "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+        "CANNOT_CONVERT_TYPE",
+        "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+        "INCORRECT_DATA",
+        "DECIMAL_OVERFLOW",
+        "SIZES_OF_ARRAYS_DONT_MATCH",
+        "CANNOT_READ_ARRAY_FROM_TEXT",
+        "UNEXPECTED_DATA_AFTER_PARSED_VALUE",
+        "VIOLATED_CONSTRAINT",
+        "CANNOT_PARSE_UUID",
+        "CANNOT_PARSE_IPV4",
+        "CANNOT_PARSE_IPV6",
+    }
+)
+ROW_ERROR_PREFIXES = ("CANNOT_PARSE_", "ILLEGAL_")
+ROW_ERROR_CODES = frozenset(
+    {6, 26, 27, 38, 41, 43, 44, 53, 69, 70, 72, 117, 128, 131, 190, 321, 349, 407, 469}
+)
+"""Numbers of the names above (a message without the name still classifies)."""
+OUTAGE_ERROR_NAMES = frozenset(
+    {
+        "TOO_MANY_PARTS",
+        "TIMEOUT_EXCEEDED",
+        "SOCKET_TIMEOUT",
+        "NETWORK_ERROR",
+        "MEMORY_LIMIT_EXCEEDED",
+        "TOO_MANY_SIMULTANEOUS_QUERIES",
+        "TABLE_IS_READ_ONLY",
+        "NOT_ENOUGH_SPACE",
+        "READONLY",
+        "ABORTED",
+        "QUERY_WAS_CANCELLED",
+        "UNKNOWN_TABLE",
+        "UNKNOWN_DATABASE",
+        "NO_SUCH_COLUMN_IN_TABLE",
+        "ALL_CONNECTION_TRIES_FAILED",
+        "KEEPER_EXCEPTION",
+        "TOO_MANY_PARTITIONS",
+    }
+)
+OUTAGE_ERROR_CODES = frozenset(
+    {159, 160, 164, 202, 209, 210, 236, 241, 242, 243, 252, 279, 394, 999}
+)
+_OUTAGE_TEXT = re.compile(
+    r"connection (refused|reset|aborted)|timed out|broken pipe|temporarily unavailable"
+    r"|name or service not known|network is unreachable",
+    re.IGNORECASE,
+)
+"""An outage said in words (an HTTP client's error, a test's simulated one)."""
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def classify(exc: BaseException) -> Refusal:
+    """Row-caused, outage or unknown; outage wins when a message names both."""
+    if isinstance(exc, (ch_errors.OperationalError, ConnectionError, TimeoutError, OSError)):
+        return "outage"
+    text = str(exc)
+    names = set(_NAME.findall(text))
+    codes = {int(c) for c in _CODE.findall(text)}
+    if names & OUTAGE_ERROR_NAMES or codes & OUTAGE_ERROR_CODES or _OUTAGE_TEXT.search(text):
+        return "outage"
+    if (
+        isinstance(exc, (ch_errors.DataError, ch_errors.ProgrammingError))
+        or names & ROW_ERROR_NAMES
+        or any(n.startswith(ROW_ERROR_PREFIXES) for n in names)
+        or codes & ROW_ERROR_CODES
+    ):
+        return "rows"
+    return "unknown"
+
+
 class WriteFailed(RuntimeError):
     """ClickHouse did not take the batch; nothing was committed, so retry it."""
+
+    def __init__(self, message: str, kind: Refusal | None = None) -> None:
+        """``kind``: why (default: classified from ``message``)."""
+        super().__init__(message)
+        self.kind: Refusal = kind or classify(RuntimeError(message))
+
+
+@dataclass(frozen=True)
+class RefusedRow:
+    """A row of the batch the store refused on its own (``index`` into ``Batch.rows``)."""
+
+    index: int
+    error: str
+    substituted: bool = False
+    """A stand-in row was stored in its place (the dead-letter loop's minimal row)."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +167,25 @@ class WriteResult:
     repeats: int = 0
     """Skipped rows recorded in ``audit_repeats`` (stage ``sink``)."""
     inserts: int = 0
-    """INSERT statements this write took (chunks of partitions, repeats)."""
+    """INSERT statements this write took (chunks of partitions, repeats, bisection)."""
+    refused: tuple[RefusedRow, ...] = ()
+    """Rows the store refused (not stored, unless ``substituted``)."""
 
 
 @dataclass(frozen=True)
 class _Plan:
-    fresh: list[tuple[Any, ...]]
+    fresh: list[int]
+    """Indices into the batch's rows."""
     skipped: int
     repeats: list[tuple[Any, ...]]
+
+
+@dataclass
+class _Isolation:
+    isolate: bool
+    inserted: int = 0
+    inserts: int = 0
+    refused: list[tuple[int, str, Refusal]] = field(default_factory=list)
 
 
 class BatchWriter:
@@ -103,12 +226,16 @@ class BatchWriter:
     def spec(self) -> TableSpec:
         return self._spec
 
-    def write(self, batch: Batch) -> WriteResult:
+    def write(self, batch: Batch, *, isolate: bool = False) -> WriteResult:
+        """Every row stored once, or refused on its own (``WriteResult.refused``), or
+        ``WriteFailed``. ``isolate``: bisect an unclassified refusal too (the loop asks once
+        it repeated for this batch)."""
         started = time.perf_counter()
         rows = batch.rows
         inserts = 0
+        work = _Isolation(isolate)
         try:
-            plan = self._plan(rows)
+            plan = self._plan(rows, work)
             if plan.repeats:
                 self._insert(
                     f"`{self._database}`.`{REPEATS_TABLE}`",
@@ -118,18 +245,47 @@ class BatchWriter:
                 )
                 inserts += 1
             for index, chunk in self._chunks(rows, plan.fresh):
-                token = f"{batch.token()}:{index}:{_digest(chunk, (self._tenant, self._id))}"
-                self._insert(self._table, self._spec.column_names, chunk, token)
-                inserts += 1
+                self._insert_isolating(rows, chunk, f"{batch.token()}:{index}", "", work)
+        except WriteFailed:
+            raise
         except Exception as exc:
-            raise WriteFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise WriteFailed(f"{type(exc).__name__}: {exc}", classify(exc)) from exc
+        unknown = [r for r in work.refused if r[2] != "rows"]
+        if unknown and work.inserted == 0 and plan.skipped == 0:
+            # No row of the batch went in: the store refuses everything, not a row.
+            raise WriteFailed(f"every row refused: {unknown[0][1]}", "unknown")
         return WriteResult(
-            inserted=len(plan.fresh),
+            inserted=work.inserted,
             already_stored=plan.skipped,
             seconds=time.perf_counter() - started,
             repeats=len(plan.repeats),
-            inserts=inserts,
+            inserts=inserts + work.inserts,
+            refused=tuple(RefusedRow(i, error) for i, error, _ in work.refused),
         )
+
+    def _insert_isolating(
+        self, rows: list[tuple[Any, ...]], chunk: list[int], base: str, path: str, work: _Isolation
+    ) -> None:
+        """Insert ``chunk`` (indices); refused for its rows, bisect it down to them."""
+        subset = [rows[i] for i in chunk]
+        digest = _digest(subset, (self._tenant, self._id))
+        token = f"{base}:{digest}" if not path else f"{base}:{path}:{digest}"
+        work.inserts += 1
+        try:
+            self._insert(self._table, self._spec.column_names, subset, token)
+        except Exception as exc:
+            kind = classify(exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if kind == "outage" or (kind == "unknown" and not work.isolate):
+                raise WriteFailed(error, kind) from exc
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                self._insert_isolating(rows, chunk[:middle], base, path + "0", work)
+                self._insert_isolating(rows, chunk[middle:], base, path + "1", work)
+                return
+            work.refused.append((chunk[0], error, kind))
+            return
+        work.inserted += len(chunk)
 
     def _insert(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], token: str
@@ -148,15 +304,18 @@ class BatchWriter:
             return None
         return int(row[self._raw[0]]), int(row[self._raw[1]])
 
-    def _plan(self, rows: list[tuple[Any, ...]]) -> _Plan:
+    def _plan(self, rows: list[tuple[Any, ...]], work: _Isolation) -> _Plan:
         if not self._spec.check_stored:
-            return _Plan(list(rows), 0, [])
-        stored = self._already_stored(rows)
+            return _Plan(list(range(len(rows))), 0, [])
+        stored = self._stored_isolating(rows, list(range(len(rows))), work)
+        refused = {r[0] for r in work.refused}
         kept: dict[Identity, Position] = {}
-        fresh: list[tuple[Any, ...]] = []
+        fresh: list[int] = []
         repeats: list[tuple[Any, ...]] = []
         skipped = 0
-        for row in rows:
+        for index, row in enumerate(rows):
+            if index in refused:
+                continue
             identity = (row[self._tenant], row[self._id].int)
             position = self._position(row)
             if identity in stored:
@@ -165,7 +324,7 @@ class BatchWriter:
                 known = {kept[identity]}
             else:
                 kept[identity] = position
-                fresh.append(row)
+                fresh.append(index)
                 continue
             skipped += 1
             if position is not None and position not in known:
@@ -175,6 +334,27 @@ class BatchWriter:
     def _repeat(self, row: tuple[Any, ...], position: tuple[int, int]) -> tuple[Any, ...]:
         tenant, event_id = row[self._tenant], row[self._id]
         return (self._raw_topic, *position, tenant, event_id, "sink", self._now())
+
+    def _stored_isolating(
+        self, rows: list[tuple[Any, ...]], indices: list[int], work: _Isolation
+    ) -> dict[Identity, set[Position]]:
+        """``_already_stored``; refused for the rows it is asked about (a value the query's
+        parameters cannot take), bisected down to them like an insert."""
+        try:
+            return self._already_stored([rows[i] for i in indices])
+        except Exception as exc:
+            kind = classify(exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if kind == "outage" or (kind == "unknown" and not work.isolate) or not indices:
+                raise WriteFailed(error, kind) from exc
+            if len(indices) == 1:
+                work.refused.append((indices[0], error, kind))
+                return {}
+            middle = len(indices) // 2
+            out = self._stored_isolating(rows, indices[:middle], work)
+            for identity, positions in self._stored_isolating(rows, indices[middle:], work).items():
+                out.setdefault(identity, set()).update(positions)
+            return out
 
     def _already_stored(self, rows: list[tuple[Any, ...]]) -> dict[Identity, set[Position]]:
         """(tenant, id) pairs of these rows that are stored, with the raw positions they
@@ -210,16 +390,14 @@ class BatchWriter:
         return out
 
     # -- how they go in --------------------------------------------------------------------
-    def _chunks(
-        self, rows: list[tuple[Any, ...]], fresh: list[tuple[Any, ...]]
-    ) -> list[tuple[int, list[tuple[Any, ...]]]]:
-        """``fresh`` in chunks of at most ``max_partitions`` months, numbered by the months
-        of the whole batch (so a chunk keeps its number when a retry skips other rows)."""
+    def _chunks(self, rows: list[tuple[Any, ...]], fresh: list[int]) -> list[tuple[int, list[int]]]:
+        """``fresh`` (indices) in chunks of at most ``max_partitions`` months, numbered by the
+        months of the whole batch (so a chunk keeps its number when a retry skips other rows)."""
         months = sorted({_month(r[self._time]) for r in rows})
         chunk_of = {m: i // self._max_partitions for i, m in enumerate(months)}
-        chunks: dict[int, list[tuple[Any, ...]]] = {}
-        for row in fresh:
-            chunks.setdefault(chunk_of[_month(row[self._time])], []).append(row)
+        chunks: dict[int, list[int]] = {}
+        for index in fresh:
+            chunks.setdefault(chunk_of[_month(rows[index][self._time])], []).append(index)
         return sorted(chunks.items())
 
 
