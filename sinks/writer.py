@@ -236,6 +236,11 @@ class BatchWriter:
         work = _Isolation(isolate)
         try:
             plan = self._plan(rows, work)
+            for index, chunk in self._chunks(rows, plan.fresh):
+                self._insert_isolating(rows, chunk, f"{batch.token()}:{index}", "", work)
+            # Repeats last: the event rows are the ground truth a replay re-derives repeats
+            # from. Written first, a repeat row could outlive a failed events insert and a
+            # replay in other batches could then store that same raw offset as the event.
             if plan.repeats:
                 self._insert(
                     f"`{self._database}`.`{REPEATS_TABLE}`",
@@ -244,8 +249,6 @@ class BatchWriter:
                     f"{batch.token()}:repeats:{_digest(plan.repeats, (0, 1, 2))}",
                 )
                 inserts += 1
-            for index, chunk in self._chunks(rows, plan.fresh):
-                self._insert_isolating(rows, chunk, f"{batch.token()}:{index}", "", work)
         except WriteFailed:
             raise
         except Exception as exc:

@@ -324,3 +324,29 @@ def test_a_write_failed_without_a_kind_is_classified_by_its_message() -> None:
     assert WriteFailed("simulated: connection refused").kind == "outage"
     assert WriteFailed("Code: 53. (TYPE_MISMATCH)").kind == "rows"
     assert WriteFailed("odd").kind == "unknown"
+
+
+def test_repeat_rows_are_written_after_the_events_they_repeat() -> None:
+    # Offsets 0 and 1 carry the same (tenant, event id): 0 is stored, 1 is a sink repeat.
+    # If the events insert fails, no repeat row may have landed before it (review M2: a
+    # stale repeat row then outlived the failure, and the replay stored that offset too).
+    def same_id(record: Record) -> tuple[Any, ...]:
+        row = list(event(record))
+        row[EVENTS.index_of("event_id")] = uuid.UUID(int=1)
+        return tuple(row)
+
+    order: list[str] = []
+    store = FakeStore(EVENTS, lambda r: False)
+    store.outages = 1  # the first insert of the batch fails
+    original = store.insert
+
+    def insert(table: str, data: list[Any], **kwargs: Any) -> None:
+        order.append("repeats" if "repeats" in table else "events")
+        original(table, data, **kwargs)
+
+    store.insert = insert  # type: ignore[method-assign]
+    loop, consumer, clock = loop_of(store, [b"acme", b"acme"], FakeProducer(), row=same_id)
+    run(loop, clock)
+    assert order[0] == "events"  # the failed attempt was the events insert, no repeat first
+    assert order.index("repeats") > order.index("events", 1)
+    assert consumer.commits == [[(0, 2)]]
