@@ -187,7 +187,13 @@ class QueryServer:
                 return False
 
             def _body(self) -> bytes | None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:  # rfile.read(-1) would read until the client hangs up
+                    self._error(400, "a Content-Length of 0 or more is required")
+                    return None
                 if length > MAX_SQL_BYTES:
                     self._error(413, "query text too large")
                     return None

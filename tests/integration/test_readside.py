@@ -410,3 +410,27 @@ def test_retention_set_past_the_end_of_datetime_is_refused_and_keeps_every_row(e
         assert writer.command("SELECT count() FROM auditstream.audit_events") == before
     finally:
         writer.close()
+
+
+def test_query_server_refuses_a_negative_content_length(tmp_path: Path) -> None:
+    # rfile.read(-1) read until the client hung up: one request could hold a server thread.
+    import json
+    import socket
+
+    settings = ClickHouseSettings(dsn=f"chdb://{tmp_path / 'ch'}")
+    writer = store.connect(settings)
+    server = QueryServer(writer, settings.database, tmp_path / "sink.json", settings=settings)
+    server.start()
+    try:
+        owner = json.loads((tmp_path / "sink.json").read_text())
+        with socket.create_connection(("127.0.0.1", owner["port"]), timeout=10) as conn:
+            conn.sendall(
+                b"POST /sql HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+                + f"Authorization: Bearer {owner['token']}\r\n\r\nSELECT 1".encode()
+            )
+            answer = conn.recv(4096).decode(errors="replace")  # no hang: an answer at once
+        assert answer.startswith("HTTP/1.0 400") or answer.startswith("HTTP/1.1 400"), answer
+        assert "Content-Length" in answer
+    finally:
+        server.stop()
+        writer.close()
