@@ -69,6 +69,7 @@ class ConsumerLike(Protocol):
     def subscribe(self, topics: list[str], **callbacks: Any) -> None: ...
     def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[MessageLike]: ...
     def seek(self, partition: TopicPartition) -> None: ...
+    def committed(self, partitions: list[TopicPartition], timeout: float = ...) -> list[TopicPartition]: ...  # fmt: skip  # noqa: E501
     def consumer_group_metadata(self) -> Any: ...
     def close(self) -> None: ...
 
@@ -543,16 +544,61 @@ class NormalizerLoop:
             self._recent.commit()
             self._count(records)
             return
-        self._recent.rollback()
-        self.stats.aborted_batches += 1
         if result in (Result.FATAL, Result.STUCK):
             self.stats.producers_recreated += 1
             if result is Result.STUCK:
                 self._abandoned.append(self._producer)  # destroying it would block too
             self._producer = None
             if not self._new_producer(stop):
+                self._recent.rollback()
                 raise _Stopped
+            # The old transaction may have committed after all (EndTxn reached the
+            # coordinator, the answer did not come back): the new producer's
+            # init_transactions has finished it either way, so the group's committed
+            # offsets (read_committed: stable) now say which.
+            if self.resume_from_committed(batch):
+                self._recent.commit()
+                self._count(records)
+                return
+            self._recent.rollback()
+            self.stats.aborted_batches += 1
+            return
+        self._recent.rollback()
+        self.stats.aborted_batches += 1
         self.rewind(batch)
+
+    def resume_from_committed(self, batch: Batch) -> bool:
+        """After the producer was replaced: seek each of the batch's partitions to its
+        committed offset; True if those are past the batch (its transaction committed).
+        If they cannot be read, a new consumer resumes from them all the same, and the
+        batch counts as not committed (at worst its ids are forgotten: storage dedups)."""
+        assert self._consumer is not None
+        wanted = batch.rewind_to()
+        try:
+            committed = self._consumer.committed(wanted, self.config.operation_timeout)
+        except KafkaException as exc:
+            self._limited.warning(
+                "committed", f"reading committed offsets failed ({_describe(exc)}); reconnecting"
+            )
+            self._new_consumer()
+            return False
+        done = True
+        seeks: list[TopicPartition] = []
+        for tp in committed:
+            start = batch.starts[(tp.topic, tp.partition)]
+            end = batch.nexts[(tp.topic, tp.partition)]
+            offset = tp.offset if tp.offset >= 0 else start
+            done = done and offset >= end
+            seeks.append(TopicPartition(tp.topic, tp.partition, offset))
+        try:
+            for tp in seeks:
+                self._consumer.seek(tp)
+        except KafkaException as exc:
+            self._limited.warning("seek", f"seek failed ({_describe(exc)}); reconnecting")
+            self._new_consumer()
+        if done:
+            log.info("the replaced producer's last transaction had committed; not redone")
+        return done
 
     def rewind(self, batch: Batch) -> None:
         """Seek back to where the batch started; if a seek fails, start a new consumer,

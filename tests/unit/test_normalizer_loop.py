@@ -180,6 +180,15 @@ class FakeConsumer:
             raise KafkaException(KafkaError(KafkaError._STATE))
         self.positions[partition.partition] = partition.offset
 
+    def committed(
+        self, partitions: list[TopicPartition], timeout: float = -1
+    ) -> list[TopicPartition]:
+        self.cluster.maybe_fail("committed")
+        return [
+            TopicPartition(tp.topic, tp.partition, self.cluster.committed.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
     def consumer_group_metadata(self) -> str:
         return "group-metadata"
 
@@ -463,6 +472,48 @@ def test_a_stuck_send_offsets_replaces_the_producer_and_redoes_the_batch() -> No
     assert r.loop.abandoned == 1
     assert by_topic(r.cluster) == {"out": 3}
     assert r.cluster.sources() == r.cluster.all_raw()
+
+
+class CommitThenHang(FakeProducer):
+    """The first producer's EndTxn reached the coordinator (the transaction is committed),
+    but the answer never came back: the call blocks past ``stuck_after``."""
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        if self.generation == 1:
+            self.cluster.records.extend(self.pending)
+            for tp in self.pending_offsets:
+                self.cluster.committed[tp.partition] = tp.offset
+            threading.Event().wait(2)
+            return
+        super().commit_transaction(timeout)
+
+
+def test_a_commit_applied_then_hung_is_not_redone() -> None:
+    r = rig(stuck_after=0.2)
+    r.loop._producer_factory = lambda conf: CommitThenHang(r.cluster, conf)
+    kept = uuid.uuid4()
+    r.cluster.append(0, event(kept))
+    for _ in range(2):
+        r.cluster.append(0, event())
+    r.run(3)  # the commit hangs; the new producer finds it applied
+    assert r.cluster.producers == 2
+    assert r.loop.abandoned == 1
+    assert r.cluster.sources() == r.cluster.all_raw()  # each offset once, not twice
+    assert by_topic(r.cluster) == {"out": 3}
+    assert r.loop.stats.normalized == 3
+    r.cluster.append(0, event(kept))  # the committed batch's ids are still remembered
+    r.run(1)
+    assert by_topic(r.cluster) == {"out": 3, "rep": 1}
+
+
+def test_a_commit_that_hung_before_applying_is_redone() -> None:
+    r = rig(stuck_after=0.2)
+    for _ in range(3):
+        r.cluster.append(0, event())
+    r.cluster.hang_send_offsets = {1}
+    r.run(2)
+    assert r.cluster.sources() == r.cluster.all_raw()
+    assert len(r.recent) == 3 and r.recent.staged == 0
 
 
 def test_a_failed_produce_aborts_and_redoes_the_batch() -> None:
