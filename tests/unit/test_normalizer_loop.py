@@ -513,7 +513,8 @@ def test_a_commit_that_hung_before_applying_is_redone() -> None:
     r.cluster.hang_send_offsets = {1}
     r.run(2)
     assert r.cluster.sources() == r.cluster.all_raw()
-    assert len(r.recent) == 3 and r.recent.staged == 0
+    assert len(r.recent) == 3
+    assert r.recent.staged == 0
 
 
 def test_a_failed_produce_aborts_and_redoes_the_batch() -> None:
