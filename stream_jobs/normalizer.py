@@ -36,12 +36,60 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from auditstream.config import Settings
 from auditstream.stream_jobs.dead_letter import PREFIX as DLQ_PREFIX
 from auditstream.stream_jobs.normalize import Duplicate, Invalid, Normalized, Normalizer
-from auditstream.stream_jobs.outputs import INTERNAL_ERROR, Record, Router, Source
+from auditstream.stream_jobs.outputs import (
+    INTERNAL_ERROR,
+    UNPRODUCIBLE,
+    Record,
+    Router,
+    Source,
+)
 from auditstream.stream_jobs.ratelimit import RateLimitedLog, RateLimitFilter
 from auditstream.stream_jobs.staged_ids import StagedRecentIds
 
 log = logging.getLogger(__name__)
 DLQ_REASON = DLQ_PREFIX + "reason"
+
+ABORTS_BEFORE_SPLIT = 5
+"""A batch aborted this many times in a row for the same reason is split in half (and again,
+down to one message, which is then dead-lettered as ``unproducible``): no message can wedge
+the loop in an abort-and-redo cycle."""
+
+PER_RECORD_ERRORS = frozenset(
+    getattr(KafkaError, name)
+    for name in (
+        "MSG_SIZE_TOO_LARGE",
+        "_MSG_SIZE_TOO_LARGE",
+        "INVALID_MSG_SIZE",
+        "INVALID_MSG",
+        "CORRUPT_MESSAGE",
+        "INVALID_RECORD",
+        "RECORD_LIST_TOO_LARGE",
+        "_INVALID_ARG",
+        "_BAD_MSG",
+    )
+    if hasattr(KafkaError, name)
+)
+"""Produce errors that are about the record itself, not the producer or the broker: retrying
+it can never succeed, so it is dead-lettered instead of aborting the batch."""
+
+CONNECTIVITY_ERRORS = frozenset(
+    getattr(KafkaError, name)
+    for name in (
+        "_TIMED_OUT",
+        "_TRANSPORT",
+        "_ALL_BROKERS_DOWN",
+        "REQUEST_TIMED_OUT",
+        "NETWORK_EXCEPTION",
+        "NOT_COORDINATOR",
+        "COORDINATOR_NOT_AVAILABLE",
+        "COORDINATOR_LOAD_IN_PROGRESS",
+        "NOT_LEADER_FOR_PARTITION",
+        "LEADER_NOT_AVAILABLE",
+    )
+    if hasattr(KafkaError, name)
+)
+"""Abort reasons that say the broker is away, not that a message is bad: they never count
+toward splitting a batch (an outage must not get a valid event dead-lettered)."""
 
 MESSAGE_MAX_BYTES = 1_000_000
 """The producer's ``message.max.bytes`` (librdkafka's default, set explicitly). A produce
@@ -222,6 +270,15 @@ class Processor:
             log.exception("normalizer failed on %s; dead-lettering it", source)
             return self._router.dead_letter(INTERNAL_ERROR, repr(exc), source, key, value, headers)
 
+    def unproducible(self, msg: MessageLike, detail: str, bare: bool = False) -> Record:
+        """The dead letter for a message whose record could not be produced; ``bare``: one
+        without the raw key, value and headers (when even the full one was refused)."""
+        source = Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        if bare:
+            return self._router.bare_dead_letter(UNPRODUCIBLE, detail, source)
+        key, value, headers = msg.key(), msg.value(), msg.headers() or []
+        return self._router.dead_letter(UNPRODUCIBLE, detail, source, key, value, headers)
+
 
 class Result(Enum):
     COMMITTED = "committed"
@@ -261,27 +318,40 @@ def bounded(call: Callable[[], None], seconds: float) -> None:
         raise outcome[0]
 
 
+Fallback = Callable[[int, str, bool], Record]
+"""(index in the batch, why, bare) -> the dead letter to produce instead of that record."""
+
+
 class Transactor:
     """Step 3: one batch's records and offsets in one transaction."""
 
     def __init__(self, config: LoopConfig, limited: RateLimitedLog) -> None:
         self._config = config
         self._limited = limited
+        self.last_error = ""
+        """Why the last ``run`` did not commit (for the abort guard)."""
+        self.last_code: int | None = None
+        self.replaced = 0
+        """Records of the last ``run`` replaced by a dead letter (a per-record error)."""
 
     def run(
         self,
         producer: ProducerLike,
-        records: Sequence[Record],
+        records: list[Record],
         offsets: list[TopicPartition],
         group_metadata: Any,
         stop: Callable[[], bool],
+        fallback: Fallback | None = None,
     ) -> Result:
         timeout = self._config.operation_timeout
         limit = self._config.stuck_after
+        self.last_error = ""
+        self.last_code = None
+        self.replaced = 0
         try:
             producer.begin_transaction()
-            for record in records:
-                self._produce(producer, record)
+            for index, record in enumerate(records):
+                records[index] = self._produce_or_dead_letter(producer, index, record, fallback)
             self._retry(
                 "send offsets",
                 lambda: bounded(
@@ -295,17 +365,42 @@ class Transactor:
             )
             return Result.COMMITTED
         except _Stuck as exc:
+            self.last_error = "stuck"
             self._limited.error(
                 "stuck", f"a transactional call is stuck ({exc}); replacing the producer"
             )
             return Result.STUCK
         except KafkaException as exc:
             err = _error(exc)
+            self.last_error = err.name() if err is not None else str(exc)
+            self.last_code = err.code() if err is not None else None
             if err is not None and err.fatal():
                 self._limited.error("fatal", f"producer failed fatally ({err.str()})")
                 return Result.FATAL
             self._limited.warning("abort", f"aborting a transaction: {_describe(exc)}")
             return self._abort(producer, stop)
+
+    def _produce_or_dead_letter(
+        self, producer: ProducerLike, index: int, record: Record, fallback: Fallback | None
+    ) -> Record:
+        """Produce ``record``; if it is refused for itself (``PER_RECORD_ERRORS``), the raw
+        message's dead letter instead, and failing that, a bare one. Returns what it sent."""
+        for bare in (False, True):
+            try:
+                self._produce(producer, record)
+                return record
+            except KafkaException as exc:
+                err = _error(exc)
+                if fallback is None or err is None or err.code() not in PER_RECORD_ERRORS:
+                    raise
+                self._limited.warning(
+                    f"refused:{err.name()}",
+                    f"the producer refused a record ({err.str()}); dead-lettering its message",
+                )
+                self.replaced += 1
+                record = fallback(index, f"{record.topic}: {err.str()}", bare)
+        self._produce(producer, record)
+        return record
 
     def _produce(self, producer: ProducerLike, record: Record) -> None:
         while True:
@@ -377,6 +472,12 @@ class NormalizerLoop:
         self._producer: ProducerLike | None = None
         self._abandoned: list[ProducerLike | None] = []
         self._batch = Batch()
+        # the abort guard (``_guard``)
+        self._streak: tuple[str, int] = ("", 0)
+        self._limit: int | None = None
+        self._suspect: dict[tuple[str, int], int] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+        self._unproducible: dict[tuple[str, int, int], tuple[str, int]] = {}
 
     @property
     def abandoned(self) -> int:
@@ -492,30 +593,84 @@ class NormalizerLoop:
         if not batch:
             return
         records = self._process(batch.messages)
+        for index, msg in enumerate(batch.messages):
+            marked = self._unproducible.get(_where(msg))
+            if marked is not None:
+                records[index] = self._process.unproducible(msg, marked[0], bare=marked[1] > 1)
         assert self._producer is not None
         assert self._consumer is not None
+
+        def fallback(index: int, detail: str, bare: bool) -> Record:
+            return self._process.unproducible(batch.messages[index], detail, bare)
+
         result = self._transactor.run(
             self._producer,
             records,
             batch.offsets(),
             self._consumer.consumer_group_metadata(),
             stop,
+            fallback,
         )
         self.settle(result, batch, records, stop)
+        self._guard(result, batch)
+
+    def _guard(self, result: Result, batch: Batch) -> None:
+        """Count aborts in a row for the same reason; after ``ABORTS_BEFORE_SPLIT``, halve
+        the batch (the redo reads only the first half), and once a single message keeps
+        aborting, mark it to be dead-lettered (``unproducible``) on the next try."""
+        if result is Result.COMMITTED:
+            self._streak = ("", 0)
+            for tp, end in batch.nexts.items():
+                self._positions[tp] = end
+            if self._limit is not None and all(
+                self._positions.get(tp, 0) >= end for tp, end in self._suspect.items()
+            ):
+                self._limit, self._suspect = None, {}  # past the batch that kept failing
+            for msg in batch.messages:
+                self._unproducible.pop(_where(msg), None)
+            return
+        if result is not Result.ABORTED:
+            return
+        reason = self._transactor.last_error
+        if self._transactor.last_code in CONNECTIVITY_ERRORS:
+            return
+        count = self._streak[1] + 1 if self._streak[0] == reason else 1
+        self._streak = (reason, count)
+        if count < ABORTS_BEFORE_SPLIT:
+            return
+        self._streak = ("", 0)
+        if len(batch) == 1:
+            where = _where(batch.messages[0])
+            previous = self._unproducible.get(where, ("", 0))[1]
+            detail = f"its batch aborted {count} times in a row ({reason})"
+            self._unproducible[where] = (detail, previous + 1)
+            self._limited.error(
+                "unproducible", f"{where} cannot be committed ({reason}); dead-lettering it"
+            )
+            return
+        if not self._suspect:
+            self._suspect = dict(batch.nexts)
+        self._limit = max(1, len(batch) // 2)
+        self._limited.warning(
+            "split",
+            f"a batch of {len(batch)} aborted {count} times in a row ({reason}); "
+            f"retrying {self._limit} at a time",
+        )
 
     def fill(self, stop: Callable[[], bool]) -> Batch:
         """Step 1: consume until ``max_events`` or ``max_seconds`` after the first one."""
         assert self._consumer is not None
         self._batch = batch = Batch()
         started: float | None = None
-        while len(self._batch) < self.config.max_events and not stop():
+        most = self.config.max_events if self._limit is None else self._limit
+        while len(self._batch) < most and not stop():
             if started is None:
                 timeout = self.config.poll_timeout
             else:
                 timeout = started + self.config.max_seconds - self._clock()
                 if timeout <= 0:
                     break
-            messages = self._consumer.consume(self.config.max_events - len(batch), timeout)
+            messages = self._consumer.consume(most - len(batch), timeout)
             if self._batch is not batch:  # a rebalance dropped it inside consume
                 batch = self._batch
                 started = None
@@ -631,6 +786,10 @@ class NormalizerLoop:
             self._new_consumer()
             return
         self._limited.warning(f"consumer:{err.name()}", f"consumer: {err.str()}")
+
+
+def _where(msg: MessageLike) -> tuple[str, int, int]:
+    return (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
 
 
 class _Stopped(Exception):

@@ -4,7 +4,11 @@ Contract (docs/decisions/0001-accounting-contract.md): every record carries the 
 headers ``auditstream.source.topic`` / ``.partition`` / ``.offset``; a normalized event goes
 to the normalized topic, an invalid one to the dead-letter topic (original key, value and
 headers plus the ``auditstream.dlq.*`` context), a repeat to the repeats topic as a small
-JSON record.
+JSON record (its key is the raw key up to 1 KiB, else the key's sha256 in hex, marked by
+``auditstream.repeat.key_sha256`` / ``.original_key_size``).
+
+No record built here is larger than the producer's ``message.max.bytes`` (less a framing
+reserve); one that would be is replaced by a dead letter of the raw message (``unproducible``).
 
 A dead letter must fit the producer's ``message.max.bytes`` whatever the broker accepted on
 the raw topic (up to the broker's 1,048,588 bytes, headers included, while our own headers
@@ -31,6 +35,9 @@ from auditstream.stream_jobs.normalize import Duplicate, Invalid, Normalized, Ou
 SOURCE_PREFIX = "auditstream.source."
 REPEAT_STAGE = "normalizer"
 INTERNAL_ERROR = "internal_error"
+UNPRODUCIBLE = "unproducible"
+"""Dead-letter reason: the record made for the message could not be produced (the producer
+or broker refused it), so the raw message is dead-lettered instead."""
 
 DLQ_TRUNCATED = dead_letter.PREFIX + "truncated"
 """``value``, ``value,headers`` or ``value,headers,key``: what was cut to fit."""
@@ -41,6 +48,14 @@ DLQ_ORIGINAL_SHA256 = dead_letter.PREFIX + "original_sha256"
 DLQ_ORIGINAL_KEY_SIZE = dead_letter.PREFIX + "original_key_size"
 DLQ_HEADERS_DROPPED = dead_letter.PREFIX + "original_headers_dropped"
 """How many of the raw message's own headers were left off to fit."""
+
+REPEAT_KEY_MAX = 1024
+"""A repeat record keeps the raw key up to this many bytes; a longer one is replaced by its
+sha256 (hex), so a repeat always fits whatever key the broker accepted."""
+REPEAT_KEY_SHA256 = "auditstream.repeat.key_sha256"
+"""``true`` when the repeat record's key is the sha256 (hex) of the raw key."""
+REPEAT_ORIGINAL_KEY_SIZE = "auditstream.repeat.original_key_size"
+"""Bytes of the raw key (ASCII decimal), when it was replaced by its sha256."""
 
 RECORD_OVERHEAD = 512
 """Bytes kept free under ``message.max.bytes`` for the record's own framing (lengths,
@@ -118,7 +133,12 @@ class Router:
         headers: RawHeaders,
     ) -> Record:
         if isinstance(outcome, Normalized):
-            return Record(self.topics.normalized, outcome.key, outcome.value, source.headers())
+            record = Record(self.topics.normalized, outcome.key, outcome.value, source.headers())
+            if self.fits(record):
+                return record
+            return self.dead_letter(
+                UNPRODUCIBLE, "the normalized record would not fit", source, key, value, headers
+            )
         if isinstance(outcome, Invalid):
             return self.dead_letter(
                 outcome.reason.value, outcome.detail, source, key, value, headers
@@ -137,7 +157,29 @@ class Router:
             "stage": REPEAT_STAGE,
             "recorded_at": format_ts(self.now()),
         }
-        return Record(self.topics.repeats, key, orjson.dumps(body), source.headers())
+        marks: Headers = []
+        if key is not None and len(key) > REPEAT_KEY_MAX:
+            marks = [
+                (REPEAT_KEY_SHA256, b"true"),
+                (REPEAT_ORIGINAL_KEY_SIZE, str(len(key)).encode()),
+            ]
+            key = hashlib.sha256(key).hexdigest().encode()
+        return Record(self.topics.repeats, key, orjson.dumps(body), source.headers() + marks)
+
+    def fits(self, record: Record) -> bool:
+        """No larger than ``max_message_bytes`` less the framing reserve."""
+        size = _len(record.key) + len(record.value) + headers_size(record.headers)
+        return size <= self.max_message_bytes - RECORD_OVERHEAD
+
+    def bare_dead_letter(self, reason: str, detail: str, source: Source) -> Record:
+        """The last resort for a message not even its dead letter could be produced for:
+        no key, value or original headers, only where it was and why (the raw message
+        stays on the raw topic until its retention ends)."""
+        where = dead_letter.Source(source.topic, source.partition, source.offset)
+        ours = source.headers() + _as_bytes(
+            dead_letter.headers(reason, detail, where, (), failed_at=self.now())
+        )
+        return Record(self.topics.dead_letter, None, b"", ours)
 
     def dead_letter(
         self,

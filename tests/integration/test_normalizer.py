@@ -233,3 +233,32 @@ def test_a_repeat_produces_a_repeats_record_and_stop_is_clean(env: Env) -> None:
     assert env.bootstrap in starts[0]
     assert "normalizer stopped: 1 normalized, 0 dead-lettered, 1 repeats" in log
     assert "Traceback" not in log
+
+
+def test_a_repeat_with_a_huge_key_is_recorded_and_the_loop_goes_on(env: Env) -> None:
+    kept = uuid.uuid4()
+    big = b"K" * 1_040_000  # the broker accepts up to 1,048,588 bytes
+    after = _event(actor="u2")
+    producer = Producer({**env.settings.kafka.client_config(), "message.max.bytes": 1_100_000})
+    for key, value in [(b"acme:u1", _event(kept)), (big, _event(kept)), (b"acme:u2", after)]:
+        producer.produce(env.settings.topics.raw, value=value, key=key, partition=0)
+    assert producer.flush(60) == 0
+    pipeline = env.pipeline()
+    try:
+        pipeline.start("normalizer")
+        repeats = wait_for(
+            lambda: env.read_topic(env.settings.topics.repeats, 1, timeout=5),
+            timeout=60,
+            what="the repeat record",
+        )
+        normalized = env.read_topic(env.settings.topics.normalized, 2, timeout=30)
+        code = pipeline.stop("normalizer")
+    finally:
+        pipeline.stop_all()
+    assert code == 0
+    assert len(repeats) == 1
+    assert repeats[0].key() == hashlib.sha256(big).hexdigest().encode()
+    assert orjson.loads(repeats[0].value() or b"")["event_id"] == str(kept)
+    assert len(normalized) == 2  # the event after it was not held up
+    log = pipeline.log_path("normalizer").read_text()
+    assert "(0 aborted and redone)" in log

@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from auditstream.config import NormalizerSettings, Settings, Topics
 from auditstream.stream_jobs import dead_letter
-from auditstream.stream_jobs.normalize import Normalizer
+from auditstream.stream_jobs.normalize import Duplicate, Normalizer
 from auditstream.stream_jobs.normalizer import (
     MESSAGE_MAX_BYTES,
     LoopConfig,
@@ -35,6 +35,8 @@ from auditstream.stream_jobs.outputs import (
     DLQ_ORIGINAL_SIZE,
     DLQ_TRUNCATED,
     RECORD_OVERHEAD,
+    REPEAT_KEY_SHA256,
+    REPEAT_ORIGINAL_KEY_SIZE,
     Record,
     Router,
     Source,
@@ -109,6 +111,9 @@ class Cluster:
     seek_fails: int = 0
     hang_send_offsets: set[int] = field(default_factory=set)
     """Producer generations whose send_offsets_to_transaction never returns."""
+    poison: set[tuple[int, int]] = field(default_factory=set)
+    """(partition, offset) of raw messages whose non-dead-letter output the broker rejects
+    at commit (an abortable error, as a failed delivery gives)."""
 
     def append(self, partition: int, value: bytes | None, key: bytes | None = b"k") -> None:
         log = self.raw.setdefault(partition, [])
@@ -248,6 +253,11 @@ class FakeProducer:
         self._live()
         assert self.in_txn
         self.cluster.maybe_fail("commit")
+        for record in self.pending:
+            h = dict(record.headers)
+            where = (int(h["auditstream.source.partition"]), int(h["auditstream.source.offset"]))
+            if record.topic != "dlq" and where in self.cluster.poison:
+                raise KafkaException(abortable(KafkaError.INVALID_RECORD))
         self.cluster.records.extend(self.pending)
         for tp in self.pending_offsets:
             assert tp.topic == RAW
@@ -525,6 +535,75 @@ def test_a_failed_produce_aborts_and_redoes_the_batch() -> None:
     r.run(2)
     assert r.cluster.aborts == 1
     assert r.cluster.sources() == r.cluster.all_raw()
+
+
+def test_a_repeat_with_a_huge_key_does_not_wedge_the_loop() -> None:
+    r = rig()
+    kept = uuid.uuid4()
+    big = b"K" * 1_040_000  # the broker accepts up to 1,048,588 bytes
+    r.cluster.append(0, event(kept))
+    r.cluster.append(0, event(kept), key=big)
+    r.cluster.append(0, event())
+    r.run(4)
+    assert r.cluster.aborts == 0
+    assert r.cluster.sources() == r.cluster.all_raw()
+    repeat = next(rec for rec in r.cluster.records if rec.topic == "rep")
+    assert repeat.key == hashlib.sha256(big).hexdigest().encode()
+    assert dict(repeat.headers)[REPEAT_KEY_SHA256] == b"true"
+    assert dict(repeat.headers)[REPEAT_ORIGINAL_KEY_SIZE] == b"1040000"
+
+
+def test_a_record_the_producer_refuses_is_dead_lettered_not_aborted() -> None:
+    r = rig()
+    for _ in range(3):
+        r.cluster.append(0, event())
+    r.cluster.fail("produce", KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
+    r.run(2)
+    assert r.cluster.aborts == 0
+    assert r.cluster.sources() == r.cluster.all_raw()
+    assert by_topic(r.cluster) == {"dlq": 1, "out": 2}
+    (dlq,) = [rec for rec in r.cluster.records if rec.topic == "dlq"]
+    assert dead_letter.read(dlq.headers)["reason"] == "unproducible"
+    assert dead_letter.read(dlq.headers)["offset"] == "0"
+
+
+def test_a_batch_that_keeps_aborting_is_split_and_the_culprit_dead_lettered() -> None:
+    r = rig(max_events=8, partitions=1)
+    for _ in range(8):
+        r.cluster.append(0, event())
+    r.cluster.poison = {(0, 5)}
+    r.run(40)
+    assert r.cluster.sources() == r.cluster.all_raw()
+    assert by_topic(r.cluster) == {"out": 7, "dlq": 1}
+    (dlq,) = [rec for rec in r.cluster.records if rec.topic == "dlq"]
+    assert dead_letter.read(dlq.headers)["reason"] == "unproducible"
+    assert dead_letter.read(dlq.headers)["offset"] == "5"
+    assert dlq.value == r.cluster.raw[0][5].value()  # the raw message, as read
+    r.cluster.append(0, event())
+    r.cluster.append(0, event())
+    r.run(2)  # the batch size is back to normal: both in one transaction
+    assert r.cluster.committed == {0: 10}
+
+
+def test_an_outage_never_gets_a_message_dead_lettered() -> None:
+    r = rig(max_events=4, partitions=1)
+    for _ in range(4):
+        r.cluster.append(0, event())
+    r.cluster.fail("commit", *[abortable()] * 60)  # timeouts: the broker is away
+    r.run(62)
+    assert by_topic(r.cluster) == {"out": 4}
+
+
+def test_every_record_the_router_builds_fits_the_producer() -> None:
+    huge = b"K" * 1_040_000
+    dup = Duplicate(str(uuid.uuid4()), "acme")
+    record = ROUTER(dup, SOURCE, huge, b"{}", [])
+    assert len(record.key or b"") + len(record.value) + headers_size(record.headers) <= (
+        MESSAGE_MAX_BYTES - RECORD_OVERHEAD
+    )
+    small = ROUTER(dup, SOURCE, b"acme:u1", b"{}", [])
+    assert small.key == b"acme:u1"
+    assert REPEAT_KEY_SHA256 not in dict(small.headers)
 
 
 def test_a_rebalance_during_fill_drops_the_unprocessed_batch() -> None:
