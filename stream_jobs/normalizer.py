@@ -91,6 +91,13 @@ CONNECTIVITY_ERRORS = frozenset(
 """Abort reasons that say the broker is away, not that a message is bad: they never count
 toward splitting a batch (an outage must not get a valid event dead-lettered)."""
 
+FENCED_ERRORS = frozenset(
+    getattr(KafkaError, name)
+    for name in ("_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "FENCED_INSTANCE_ID")
+    if hasattr(KafkaError, name)
+)
+"""Another client with our transactional id (or static group instance id) took over."""
+
 MESSAGE_MAX_BYTES = 1_000_000
 """The producer's ``message.max.bytes`` (librdkafka's default, set explicitly). A produce
 request then never exceeds the broker's 1,048,588-byte default limit, and the ``Router``
@@ -166,6 +173,12 @@ class LoopConfig:
     """How long an idle consume waits: the bound on noticing a stop request."""
     stop_grace: float = 10.0
     """After a stop request, how long a failing commit is still retried before aborting."""
+    instance: str = "0"
+    """``AUDITSTREAM_NORMALIZER_INSTANCE``: the part of the ids that tells instances apart."""
+    fenced_again_within: float = 30.0
+    """Fenced again this soon after the fresh producer (or consumer) that replaced a fenced
+    one: another live process uses our instance id, and this one stops (``NormalizerError``)
+    instead of the two fencing each other for ever."""
     stuck_after: float = 20.0
     """A transactional call that has not returned after this long (its own timeout is
     ``operation_timeout``) is stuck: the producer is replaced (``Result.STUCK``)."""
@@ -177,6 +190,7 @@ class LoopConfig:
             raw_topic=settings.topics.raw,
             group_id=f"{settings.app_id}-normalizer",
             transactional_id=f"{settings.app_id}-normalizer-{conf.instance}",
+            instance=conf.instance,
             client=settings.kafka.client_config(),
             max_events=conf.transaction_max_events,
             max_seconds=conf.transaction_max_seconds,
@@ -478,6 +492,9 @@ class NormalizerLoop:
         self._suspect: dict[tuple[str, int], int] = {}
         self._positions: dict[tuple[str, int], int] = {}
         self._unproducible: dict[tuple[str, int, int], tuple[str, int]] = {}
+        # when a fenced producer / consumer was last replaced (``_fenced``)
+        self._producer_refenced_at: float | None = None
+        self._consumer_refenced_at: float | None = None
 
     @property
     def abandoned(self) -> int:
@@ -700,6 +717,9 @@ class NormalizerLoop:
             self._count(records)
             return
         if result in (Result.FATAL, Result.STUCK):
+            fenced = result is Result.FATAL and self._transactor.last_code in FENCED_ERRORS
+            if fenced:
+                self._check_fenced(self._producer_refenced_at)
             self.stats.producers_recreated += 1
             if result is Result.STUCK:
                 self._abandoned.append(self._producer)  # destroying it would block too
@@ -707,6 +727,8 @@ class NormalizerLoop:
             if not self._new_producer(stop):
                 self._recent.rollback()
                 raise _Stopped
+            if fenced:
+                self._producer_refenced_at = self._clock()
             # The old transaction may have committed after all (EndTxn reached the
             # coordinator, the answer did not come back): the new producer's
             # init_transactions has finished it either way, so the group's committed
@@ -780,7 +802,25 @@ class NormalizerLoop:
             else:
                 s.repeats += 1
 
+    def _check_fenced(self, replaced_at: float | None) -> None:
+        """Fenced once, a client is replaced (a zombie of ours, a timed-out transaction);
+        fenced again within ``fenced_again_within`` of that, the one fencing us is another
+        running process with our instance id: stop, saying so."""
+        if replaced_at is not None and self._clock() - replaced_at <= (
+            self.config.fenced_again_within
+        ):
+            raise NormalizerError(
+                f"normalizer instance id {self.config.instance} is in use by another running "
+                "process; give each one its own AUDITSTREAM_NORMALIZER_INSTANCE"
+            )
+
     def _consumer_error(self, err: KafkaError) -> None:
+        if err.code() in FENCED_ERRORS:
+            self._check_fenced(self._consumer_refenced_at)
+            self._limited.error("consumer-fenced", f"consumer fenced ({err.str()})")
+            self._new_consumer()
+            self._consumer_refenced_at = self._clock()
+            return
         if err.fatal():
             self._limited.error("consumer-fatal", f"consumer failed fatally ({err.str()})")
             self._new_consumer()

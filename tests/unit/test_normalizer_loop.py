@@ -527,6 +527,67 @@ def test_a_commit_that_hung_before_applying_is_redone() -> None:
     assert r.recent.staged == 0
 
 
+def twin(r: Rig) -> NormalizerLoop:
+    """A second loop with the same instance id on the same broker."""
+    config = r.loop.config
+    recent = StagedRecentIds(600.0, 10_000, clock=r.cluster.clock)
+    process = Processor(
+        Normalizer(65_536, recent, now=lambda: NOW), Router(TOPICS, MESSAGE_MAX_BYTES, lambda: NOW)
+    )
+    return NormalizerLoop(
+        config,
+        process,
+        recent,
+        consumer_factory=lambda conf: FakeConsumer(r.cluster, conf),
+        producer_factory=lambda conf: FakeProducer(r.cluster, conf),
+        say=lambda line: None,
+        clock=r.cluster.clock,
+    )
+
+
+def test_two_instances_with_one_id_stop_fencing_each_other() -> None:
+    r = rig(max_events=2)
+    for _ in range(20):
+        r.cluster.append(0, event())
+    other = twin(r)
+    r.loop.open(lambda: False)
+    other.open(lambda: False)  # fences the first
+    with pytest.raises(NormalizerError) as raised:
+        for _ in range(10):
+            r.loop.step(lambda: False)
+            other.step(lambda: False)
+    assert str(raised.value) == (
+        "normalizer instance id 0 is in use by another running process; "
+        "give each one its own AUDITSTREAM_NORMALIZER_INSTANCE"
+    )
+    assert r.cluster.producers <= 4  # found out on the second fence, not after a storm
+    assert r.cluster.sources() == sorted(set(r.cluster.sources()))  # nothing twice
+
+
+def test_fences_far_apart_are_survived() -> None:
+    r = rig()
+    r.cluster.append(0, event())
+    fenced = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    r.cluster.fail("commit", fenced)
+    r.run(1)
+    r.cluster.clock.t += 3600.0  # an hour later, again (a transaction timed out, say)
+    r.cluster.append(0, event())
+    r.cluster.fail("commit", fenced)
+    r.run(2)
+    assert r.cluster.producers == 3
+    assert r.cluster.sources() == r.cluster.all_raw()
+
+
+def test_a_static_consumer_fenced_twice_in_a_row_stops_the_loop() -> None:
+    r = rig()
+    r.run(1)
+    err = KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced instance", fatal=True)
+    r.loop._consumer_error(err)  # once: a new consumer
+    assert r.cluster.consumers == 2
+    with pytest.raises(NormalizerError, match="in use by another running process"):
+        r.loop._consumer_error(err)
+
+
 def test_a_failed_produce_aborts_and_redoes_the_batch() -> None:
     r = rig()
     for _ in range(3):
