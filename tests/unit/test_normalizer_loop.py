@@ -552,10 +552,14 @@ def test_two_instances_with_one_id_stop_fencing_each_other() -> None:
     other = twin(r)
     r.loop.open(lambda: False)
     other.open(lambda: False)  # fences the first
-    with pytest.raises(NormalizerError) as raised:
+
+    def alternate() -> None:
         for _ in range(10):
             r.loop.step(lambda: False)
             other.step(lambda: False)
+
+    with pytest.raises(NormalizerError) as raised:
+        alternate()
     assert str(raised.value) == (
         "normalizer instance id 0 is in use by another running process; "
         "give each one its own AUDITSTREAM_NORMALIZER_INSTANCE"
