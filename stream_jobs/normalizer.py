@@ -538,7 +538,10 @@ class NormalizerLoop:
                 log.warning("closing the consumer: %s", _describe(exc))
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(5)
+            try:
+                self._producer.flush(5)
+            except KafkaException as exc:  # a fenced producer: nothing of ours is pending
+                log.warning("closing the producer: %s", _describe(exc))
             self._producer = None
 
     def _new_producer(self, stop: Callable[[], bool]) -> bool:
@@ -815,13 +818,15 @@ class NormalizerLoop:
             )
 
     def _consumer_error(self, err: KafkaError) -> None:
-        if err.code() in FENCED_ERRORS:
+        # A fatal consumer error arrives as ``_FATAL``, the cause only in its text.
+        fatal = err.fatal() or err.code() == KafkaError._FATAL
+        if err.code() in FENCED_ERRORS or (fatal and "fenced" in err.str().lower()):
             self._check_fenced(self._consumer_refenced_at)
             self._limited.error("consumer-fenced", f"consumer fenced ({err.str()})")
             self._new_consumer()
             self._consumer_refenced_at = self._clock()
             return
-        if err.fatal():
+        if fatal:
             self._limited.error("consumer-fatal", f"consumer failed fatally ({err.str()})")
             self._new_consumer()
             return

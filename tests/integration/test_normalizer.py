@@ -262,3 +262,51 @@ def test_a_repeat_with_a_huge_key_is_recorded_and_the_loop_goes_on(env: Env) -> 
     assert len(normalized) == 2  # the event after it was not held up
     log = pipeline.log_path("normalizer").read_text()
     assert "(0 aborted and redone)" in log
+
+
+def test_two_processes_with_one_instance_id_do_not_fence_each_other_for_ever(
+    env: Env, tmp_path: Any
+) -> None:
+    import os
+
+    from auditstream.config import Settings
+    from auditstream.pipeline import Pipeline
+
+    same = {**os.environ, **env.vars, "AUDITSTREAM_NORMALIZER_INSTANCE": "twin"}
+    first = Pipeline(env=same, settings=Settings.from_env(same))
+    other_env = {**same, "AUDITSTREAM_HOME": str(tmp_path / "other")}
+    second = Pipeline(env=other_env, settings=Settings.from_env(other_env))
+    producer = Producer(env.settings.kafka.client_config())
+    sent = 0
+
+    def one_more() -> None:  # both keep having work, so both keep using their ids
+        nonlocal sent
+        producer.produce(env.settings.topics.raw, value=_event(), key=b"acme:u1")
+        producer.flush(10)
+        sent += 1
+
+    def exited() -> list[Pipeline]:
+        one_more()
+        return [p for p in (first, second) if p.procs["normalizer"].poll() is not None]
+
+    try:
+        first.start("normalizer")
+        wait_for(lambda: (one_more(), sum(_committed(env).values()))[1] > 0, timeout=60)
+        second.start("normalizer")
+        (gone,) = wait_for(exited, timeout=120, what="one of the twins to give up")
+        alive = second if gone is first else first
+        assert gone.procs["normalizer"].returncode == 1
+        text = gone.log_path("normalizer").read_text()
+        assert "normalizer instance id twin is in use by another running process" in text
+        assert "AUDITSTREAM_NORMALIZER_INSTANCE" in text
+        ends = _raw_ends(env)
+        wait_for(lambda: _committed(env) == ends, timeout=120, what="the survivor's progress")
+        assert alive.stop("normalizer") == 0
+    finally:
+        first.stop_all()
+        second.stop_all()
+    topics = env.settings.topics
+    found = Counter(_sources(env, topics.normalized) + _sources(env, topics.repeats))
+    expected = {(p, o) for p, end in ends.items() for o in range(end)}
+    assert set(found) == expected
+    assert max(found.values()) == 1

@@ -568,6 +568,22 @@ def test_two_instances_with_one_id_stop_fencing_each_other() -> None:
     assert r.cluster.sources() == sorted(set(r.cluster.sources()))  # nothing twice
 
 
+class FlushFenced(FakeProducer):
+    def flush(self, timeout: float = -1) -> int:
+        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+
+def test_the_instance_id_sentence_survives_closing_a_fenced_producer() -> None:
+    r = rig(max_events=2)
+    r.loop._producer_factory = lambda conf: FlushFenced(r.cluster, conf)
+    for _ in range(10):
+        r.cluster.append(0, event())
+    fenced = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    r.cluster.fail("commit", fenced, fenced)
+    with pytest.raises(NormalizerError, match="in use by another running process"):
+        r.loop.run(lambda: False)
+
+
 def test_fences_far_apart_are_survived() -> None:
     r = rig()
     r.cluster.append(0, event())
@@ -585,7 +601,10 @@ def test_fences_far_apart_are_survived() -> None:
 def test_a_static_consumer_fenced_twice_in_a_row_stops_the_loop() -> None:
     r = rig()
     r.run(1)
-    err = KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced instance", fatal=True)
+    err = KafkaError(  # as librdkafka reports it on a message
+        KafkaError._FATAL,
+        "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id",
+    )
     r.loop._consumer_error(err)  # once: a new consumer
     assert r.cluster.consumers == 2
     with pytest.raises(NormalizerError, match="in use by another running process"):
