@@ -115,11 +115,22 @@ def kafka_status() -> None:
     sys.exit(0 if s.running else 1)
 
 
+def _topics_when_kafka_is_up(settings: Settings) -> None:
+    """A service's first step: its topics, waiting for a broker that is not up yet."""
+    from auditstream.infra import topics
+
+    topics.ensure_topics_patiently(
+        settings.kafka.bootstrap_servers,
+        settings.topics,
+        say=lambda line: click.echo(line, err=True),
+        security=settings.kafka.security.librdkafka(),
+    )
+
+
 @cli.command()
 def worker() -> None:
     """Run the stream worker (the detectors) in the foreground."""
     from auditstream.detectors.config import DetectorConfigError
-    from auditstream.infra import topics
     from auditstream.stream_jobs import worker as stream_worker
 
     settings = _settings()
@@ -128,28 +139,17 @@ def worker() -> None:
     except DetectorConfigError as exc:
         err.print("[red]detector configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
-    topics.ensure_topics_patiently(
-        settings.kafka.bootstrap_servers,
-        settings.topics,
-        say=lambda line: click.echo(line, err=True),
-        security=settings.kafka.security.librdkafka(),
-    )
+    _topics_when_kafka_is_up(settings)
     stream_worker.run(settings)
 
 
 @cli.command()
 def normalizer() -> None:
     """Run the normalizer (raw -> normalized / dead-letter / repeats) in the foreground."""
-    from auditstream.infra import topics
     from auditstream.stream_jobs import normalizer as loop
 
     settings = _settings()
-    topics.ensure_topics_patiently(
-        settings.kafka.bootstrap_servers,
-        settings.topics,
-        say=lambda line: click.echo(line, err=True),
-        security=settings.kafka.security.librdkafka(),
-    )
+    _topics_when_kafka_is_up(settings)
     try:
         loop.run(settings, say=lambda line: click.echo(line))
     except loop.NormalizerError as exc:
@@ -160,17 +160,11 @@ def normalizer() -> None:
 @cli.command()
 def sink() -> None:
     """Run the ClickHouse sink in the foreground (it owns the embedded store)."""
-    from auditstream.infra import topics
     from auditstream.sinks import service
     from auditstream.sinks.store import StoreUnavailable
 
     settings = _settings()
-    topics.ensure_topics_patiently(
-        settings.kafka.bootstrap_servers,
-        settings.topics,
-        say=lambda line: click.echo(line, err=True),
-        security=settings.kafka.security.librdkafka(),
-    )
+    _topics_when_kafka_is_up(settings)
     try:
         service.run(settings)
     except StoreUnavailable as exc:
