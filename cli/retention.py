@@ -34,6 +34,7 @@ from rich.table import Table
 
 from auditstream.config import Settings
 from auditstream.sinks import query, store, tables
+from auditstream.sinks.query import literal
 from auditstream.sinks.tables import TableSpec
 
 console = Console(highlight=False)
@@ -59,16 +60,12 @@ class Preview:
         return sum(n for _, n in self.past_horizon)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def stored_days(settings: Settings, spec: TableSpec) -> int | None:
     ch = settings.clickhouse
     rows = query.run(
         ch,
         "SELECT engine_full FROM system.tables WHERE database = "
-        f"{_literal(ch.database)} AND name = {_literal(spec.name)}",
+        f"{literal(ch.database)} AND name = {literal(spec.name)}",
     ).rows
     if not rows:
         raise RetentionError(

@@ -19,8 +19,9 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from auditstream.config import ClickHouseSettings
-from auditstream.integrity.reconcile import OffsetRange, Place
+from auditstream.integrity.reconcile import OffsetRange, Place, runs
 from auditstream.sinks import query, tables
+from auditstream.sinks.query import literal
 from auditstream.sinks.store import StoreUnavailable
 
 CHUNK = 200_000
@@ -147,7 +148,7 @@ class KafkaReader:
         if not wanted:
             return out
         with self._consumer() as consumer:
-            for lo, hi in _runs(sorted(wanted)):
+            for lo, hi in runs(sorted(wanted)):
                 consumer.assign([TopicPartition(topic, partition, lo)])
                 deadline = time.monotonic() + self.timeout
                 done = False
@@ -196,7 +197,7 @@ class StoreReader:
 
     def places(self, rng: OffsetRange) -> dict[Place, Counter[int]]:
         out: dict[Place, Counter[int]] = {p: Counter() for p in Place}
-        topic = _quote(self.raw_topic)
+        topic = literal(self.raw_topic)
         for lo in range(rng.lo, rng.hi, CHUNK):
             hi = min(rng.hi, lo + CHUNK)
             where = f"BETWEEN {lo} AND {hi - 1}"
@@ -229,7 +230,7 @@ class StoreReader:
             rows = query.run(
                 self.settings,
                 "SELECT engine_full FROM system.tables WHERE database = "
-                f"{_quote(self.settings.database)} AND name = 'audit_events'",
+                f"{literal(self.settings.database)} AND name = 'audit_events'",
             ).rows
         except (query.QueryError, StoreUnavailable) as exc:
             raise SourceError(f"the store refused the reconcile query: {exc}") from None
@@ -240,7 +241,7 @@ class StoreReader:
             result = query.run(
                 self.settings,
                 "SELECT reason, count() FROM audit_dead_letters FINAL "
-                f"WHERE source_topic = {_quote(self.raw_topic)} "
+                f"WHERE source_topic = {literal(self.raw_topic)} "
                 f"AND source_partition = {rng.partition} "
                 f"AND source_offset BETWEEN {rng.lo} AND {max(rng.lo, rng.hi - 1)} "
                 "GROUP BY reason ORDER BY reason",
@@ -248,18 +249,3 @@ class StoreReader:
         except (query.QueryError, StoreUnavailable) as exc:
             raise SourceError(f"the store refused the reconcile query: {exc}") from None
         return {str(r[0]): int(r[1]) for r in result.rows}
-
-
-def _runs(offsets: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for o in offsets:
-        if out and o == out[-1][1] + 1:
-            out[-1] = (out[-1][0], o)
-        else:
-            out.append((o, o))
-    return out
-
-
-def _quote(text: str) -> str:
-    """A ClickHouse string literal (topic names are [a-zA-Z0-9._-] in Kafka)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

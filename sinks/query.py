@@ -94,6 +94,12 @@ class QueryResult:
         return cls(doc["columns"], doc["types"], doc["rows"])
 
 
+def literal(text: str) -> str:
+    """A ClickHouse string literal, for the few statements built around a name (a topic, a
+    database); values from requests go in as query parameters."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def check_read_only(sql: str) -> None:
     """One statement, and one that reads: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS.
 
