@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -115,6 +117,21 @@ def kafka_status() -> None:
     sys.exit(0 if s.running else 1)
 
 
+def _stop_cleanly_until_running(role: str) -> None:
+    """SIGTERM / SIGINT while a service is still starting (or waiting for its broker): exit 0.
+
+    Nothing is open yet, so there is nothing to flush: one line, no traceback, and a clean
+    exit code for the supervisor. The service's own loop installs its graceful handler later.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        click.echo(f"{role}: stopped before it started", err=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def _topics_when_kafka_is_up(settings: Settings) -> None:
     """A service's first step: its topics, waiting for a broker that is not up yet."""
     from auditstream.infra import topics
@@ -130,6 +147,7 @@ def _topics_when_kafka_is_up(settings: Settings) -> None:
 @cli.command()
 def worker() -> None:
     """Run the stream worker (the detectors) in the foreground."""
+    _stop_cleanly_until_running("worker")
     from auditstream.detectors.config import DetectorConfigError
     from auditstream.stream_jobs import worker as stream_worker
 
@@ -146,6 +164,7 @@ def worker() -> None:
 @cli.command()
 def normalizer() -> None:
     """Run the normalizer (raw -> normalized / dead-letter / repeats) in the foreground."""
+    _stop_cleanly_until_running("normalizer")
     from auditstream.stream_jobs import normalizer as loop
 
     settings = _settings()
@@ -160,6 +179,7 @@ def normalizer() -> None:
 @cli.command()
 def sink() -> None:
     """Run the ClickHouse sink in the foreground (it owns the embedded store)."""
+    _stop_cleanly_until_running("sink")
     from auditstream.sinks import service
     from auditstream.sinks.store import StoreUnavailable
 

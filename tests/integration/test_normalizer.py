@@ -147,7 +147,16 @@ def test_sigkill_mid_backlog_leaves_every_raw_offset_in_exactly_one_output(env: 
                 what=f"progress before kill {kills}",
             )
             pipeline.stop("normalizer", kill=True)
+        # The third instance may have finished the backlog before its kill landed, so wait
+        # for the fourth to be running its loop: a SIGTERM during start-up is another case.
+        log = pipeline.log_path("normalizer")
+
+        def started() -> int:
+            return log.read_text().count(", writing in transactions as")
+
+        before = started()
         pipeline.start("normalizer")
+        wait_for(lambda: started() > before, timeout=120, what="the fourth normalizer running")
         wait_for(lambda: _committed(env) == ends, timeout=180, what="the whole backlog")
         assert pipeline.stop("normalizer") == 0  # and a clean stop
     finally:
