@@ -18,7 +18,9 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _settings() -> Settings:
+def _settings(service: bool = False) -> Settings:
+    """The settings, or one sentence and exit 2; a ``service`` also makes its home private
+    (a home made before umask 077, or by another tool): once at start, not on every command."""
     from auditstream.infra.private import make_private
 
     try:
@@ -26,7 +28,8 @@ def _settings() -> Settings:
     except ConfigError as exc:
         err.print("[red]configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
-    make_private(settings.home)  # a home made before umask 077, or by another tool
+    if service:
+        make_private(settings.home)
     return settings
 
 
@@ -151,7 +154,7 @@ def worker() -> None:
     from auditstream.detectors.config import DetectorConfigError
     from auditstream.stream_jobs import worker as stream_worker
 
-    settings = _settings()
+    settings = _settings(service=True)
     try:
         stream_worker.build_engine(settings)
     except DetectorConfigError as exc:
@@ -167,7 +170,7 @@ def normalizer() -> None:
     _stop_cleanly_until_running("normalizer")
     from auditstream.stream_jobs import normalizer as loop
 
-    settings = _settings()
+    settings = _settings(service=True)
     _topics_when_kafka_is_up(settings)
     try:
         loop.run(settings, say=lambda line: click.echo(line))
@@ -183,7 +186,7 @@ def sink() -> None:
     from auditstream.sinks import service
     from auditstream.sinks.store import StoreUnavailable
 
-    settings = _settings()
+    settings = _settings(service=True)
     _topics_when_kafka_is_up(settings)
     try:
         service.run(settings)

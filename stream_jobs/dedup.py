@@ -47,6 +47,10 @@ class RecentIds:
             self._seen.popitem(last=False)
         return False
 
+    def forget(self, tenant_id: str, event_id: uuid.UUID) -> None:
+        """Forget one id (a no-op if it is not remembered)."""
+        self._seen.pop((tenant_id, event_id), None)
+
     def _expire(self, now: float) -> None:
         horizon = now - self._window
         seen = self._seen

@@ -10,32 +10,28 @@ events (less whatever its bounds forgot, which storage dedups again).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import uuid
 from typing import Any
 
 from auditstream.stream_jobs.dedup import RecentIds
 
 
 class StagedRecentIds(RecentIds):
-    """``RecentIds`` with ``commit`` / ``rollback`` of the ids added since the last commit.
-
-    Key-agnostic: whatever ``RecentIds.seen_before`` remembers (an event id, or a
-    ``(tenant, event_id)`` pair) is what is staged, read back as the newest entry.
-    """
+    """``RecentIds`` with ``commit`` / ``rollback`` of the ids added since the last commit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._staged: list[Hashable] = []
+        self._staged: list[tuple[str, uuid.UUID]] = []
 
     @property
     def staged(self) -> int:
         """Ids added since the last ``commit`` / ``rollback``."""
         return len(self._staged)
 
-    def seen_before(self, *args: Any, **kwargs: Any) -> bool:
-        seen = super().seen_before(*args, **kwargs)
-        if not seen and self._seen:
-            self._staged.append(next(reversed(self._seen)))
+    def seen_before(self, tenant_id: str, event_id: uuid.UUID) -> bool:
+        seen = super().seen_before(tenant_id, event_id)
+        if not seen:
+            self._staged.append((tenant_id, event_id))
         return seen
 
     def commit(self) -> None:
@@ -44,6 +40,6 @@ class StagedRecentIds(RecentIds):
 
     def rollback(self) -> None:
         """The batch's transaction aborted: forget the ids it added."""
-        for key in self._staged:
-            self._seen.pop(key, None)  # type: ignore[call-overload]
+        for tenant_id, event_id in self._staged:
+            self.forget(tenant_id, event_id)
         self._staged.clear()
