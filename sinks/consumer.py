@@ -37,9 +37,9 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from auditstream.infra.ratelog import RateLimitedLog
 from auditstream.sinks.batch import Batch, DeadLetter, SourceMessage
 from auditstream.sinks.horizon import Horizon
-from auditstream.sinks.ratelog import RateLimitedLog
 from auditstream.sinks.rows import Record, UnstorableEvent, event_row, header_map
 from auditstream.sinks.tables import DEAD_LETTERS, NO_RAW_OFFSET, NO_RAW_PARTITION
 from auditstream.sinks.writer import BatchWriter, RefusedRow, WriteFailed, WriteResult

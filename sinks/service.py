@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from auditstream.config import ClickHouseSettings, Settings
+from auditstream.infra.ratelog import LibraryLogFilter, RateLimitedLog
 from auditstream.sinks import query_server, store, tables
 from auditstream.sinks.consumer import (
     RowBuilder,
@@ -36,14 +37,13 @@ from auditstream.sinks.consumer import (
 )
 from auditstream.sinks.horizon import Horizon, read_ttl_days
 from auditstream.sinks.query_server import QueryServer
-from auditstream.sinks.ratelog import RateLimitedLog, RateLimitFilter
 from auditstream.sinks.rows import alert_row, dead_letter_row, event_row, repeat_row
 from auditstream.sinks.tables import ALERTS, DEAD_LETTERS, EVENTS, REPEATS, TableSpec
 from auditstream.sinks.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 kafka_log = logging.getLogger("auditstream.sinks.kafka")
-kafka_log.addFilter(RateLimitFilter())
+kafka_log.addFilter(LibraryLogFilter())
 
 ClientFactory = Callable[[], Any]
 
@@ -195,7 +195,7 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for handler in logging.getLogger().handlers:  # other libraries' retry warnings, bounded
-        handler.addFilter(RateLimitFilter())
+        handler.addFilter(LibraryLogFilter())
     built, server = build(settings, stopping=stopping)
     loops.extend(built)
     if stopping.is_set():

@@ -34,6 +34,7 @@ from typing import Any, Protocol, cast
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from auditstream.config import Settings
+from auditstream.infra.ratelog import RateLimitedLog, RdkafkaLogFilter
 from auditstream.stream_jobs.dead_letter import PREFIX as DLQ_PREFIX
 from auditstream.stream_jobs.normalize import Duplicate, Invalid, Normalized, Normalizer
 from auditstream.stream_jobs.outputs import (
@@ -43,7 +44,6 @@ from auditstream.stream_jobs.outputs import (
     Router,
     Source,
 )
-from auditstream.stream_jobs.ratelimit import RateLimitedLog, RateLimitFilter
 from auditstream.stream_jobs.staged_ids import StagedRecentIds
 
 log = logging.getLogger(__name__)
@@ -855,8 +855,8 @@ def build_recent(settings: Settings) -> StagedRecentIds:
 def client_logging(limited: RateLimitedLog) -> dict[str, Any]:
     """librdkafka's own log lines and errors, one per condition per interval."""
     rdlog = logging.getLogger("auditstream.normalizer.librdkafka")
-    if not any(isinstance(f, RateLimitFilter) for f in rdlog.filters):
-        rdlog.addFilter(RateLimitFilter(limited))
+    if not any(isinstance(f, RdkafkaLogFilter) for f in rdlog.filters):
+        rdlog.addFilter(RdkafkaLogFilter(limited))
 
     def on_error(err: KafkaError) -> None:
         limited.warning(f"client:{err.name()}", f"Kafka client: {err.str()}")

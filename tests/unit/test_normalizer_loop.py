@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from auditstream.config import NormalizerSettings, Settings, Topics
+from auditstream.infra.ratelog import RateLimitedLog
 from auditstream.stream_jobs import dead_letter
 from auditstream.stream_jobs.normalize import Duplicate, Normalizer
 from auditstream.stream_jobs.normalizer import (
@@ -42,7 +43,6 @@ from auditstream.stream_jobs.outputs import (
     Source,
     headers_size,
 )
-from auditstream.stream_jobs.ratelimit import RateLimitedLog
 from auditstream.stream_jobs.staged_ids import StagedRecentIds
 
 RAW = "raw"
@@ -879,7 +879,7 @@ def test_rate_limited_log_says_each_condition_once_per_interval() -> None:
     handler = Records()
     logger.addHandler(handler)
     try:
-        limited = RateLimitedLog(logger, interval=30.0, clock=clock)
+        limited = RateLimitedLog(logger, every=30.0, clock=clock)
         for _ in range(1000):
             limited.warning("down", "broker down")
             clock.t += 0.01  # 10 s of failures
@@ -891,5 +891,5 @@ def test_rate_limited_log_says_each_condition_once_per_interval() -> None:
     assert handler.lines == [
         "broker down",
         "another condition",
-        "broker down (999 more like it since the last report)",
+        "broker down (999 more like this in the last 30 s)",
     ]

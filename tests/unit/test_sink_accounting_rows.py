@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from auditstream.sinks.ratelog import RateLimitedLog
+from auditstream.infra.ratelog import RateLimitedLog
 from auditstream.sinks.rows import (
     Record,
     UnstorableEvent,
@@ -123,10 +123,10 @@ def test_rate_limited_log_writes_once_per_interval_with_a_count(
 
 
 def test_other_libraries_retry_warnings_are_bounded_ours_pass() -> None:
-    from auditstream.sinks.ratelog import RateLimitFilter
+    from auditstream.infra.ratelog import LibraryLogFilter
 
     now = [0.0]
-    limit = RateLimitFilter(every=30, clock=lambda: now[0])
+    limit = LibraryLogFilter(every=30, clock=lambda: now[0])
 
     def record(name: str, msg: str, *args: object, level: int = logging.WARNING) -> bool:
         return limit.filter(logging.LogRecord(name, level, __file__, 1, msg, args, None))

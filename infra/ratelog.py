@@ -1,8 +1,11 @@
 """Logging that stays readable through an outage: one line per condition per interval.
 
-A broker restart or an unreachable store repeats the same failure many times a second;
-``RateLimitedLog`` writes the first occurrence of a condition, then at most one line per
-``every`` seconds saying how many more there were.
+A broker restart or an unreachable store repeats the same failure many times a second.
+:class:`RateLimitedLog` (for the lines we write) lets the first occurrence of a condition
+through, then at most one line per ``every`` seconds saying how many more there were. The
+filters do the same for lines we do not write: :class:`LibraryLogFilter` for libraries'
+retry warnings, :class:`RdkafkaLogFilter` for librdkafka's own log lines. (The Faust worker's
+libraries have theirs in ``stream_jobs.quiet_logs``, which also strips expected tracebacks.)
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ class _Condition:
 
 
 class RateLimitedLog:
+    """Thread-safe; ``clock`` is injectable (monotonic seconds)."""
+
     def __init__(
         self,
         logger: logging.Logger,
@@ -33,18 +38,26 @@ class RateLimitedLog:
         self._conditions: dict[str, _Condition] = {}
         self._lock = threading.Lock()
 
-    def log(self, level: int, condition: str, message: str, *args: object) -> bool:
-        """Log ``message`` unless ``condition`` was logged within ``every`` seconds (then
-        count it). True if a line was written."""
+    def allow(self, condition: str) -> int | None:
+        """None if ``condition`` was let through within ``every`` seconds (then it is counted);
+        else how many times it was held back since it was last let through."""
         now = self._clock()
         with self._lock:
             state = self._conditions.get(condition)
             if state is not None and now - state.logged_at < self._every:
                 state.suppressed += 1
-                return False
-            suppressed = 0 if state is None else state.suppressed
+                return None
             self._conditions[condition] = _Condition(now)
+        return 0 if state is None else state.suppressed
+
+    def log(self, level: int, condition: str, message: str, *args: object) -> bool:
+        """Log ``message`` (``%`` formatted with ``args``) unless ``condition`` was logged
+        within ``every`` seconds. True if a line was written."""
+        suppressed = self.allow(condition)
+        if suppressed is None:
+            return False
         if suppressed:
+            message = message.replace("%", "%%") if not args else message
             message += " (%d more like this in the last %.0f s)"
             args = (*args, suppressed, self._every)
         self._logger.log(level, message, *args)
@@ -52,6 +65,9 @@ class RateLimitedLog:
 
     def warning(self, condition: str, message: str, *args: object) -> bool:
         return self.log(logging.WARNING, condition, message, *args)
+
+    def error(self, condition: str, message: str, *args: object) -> bool:
+        return self.log(logging.ERROR, condition, message, *args)
 
     def resolved(self, condition: str, message: str, *args: object) -> None:
         """The condition ended: say so (once) if it was ever logged."""
@@ -61,7 +77,7 @@ class RateLimitedLog:
             self._logger.info(message, *args)
 
 
-class RateLimitFilter(logging.Filter):
+class LibraryLogFilter(logging.Filter):
     """For log lines we do not write ourselves (librdkafka's, urllib3's, clickhouse-connect's
     retry warnings): one record per (logger, level, kind) per ``every`` seconds. The kind is
     librdkafka's facility (its first argument) for ``kafka_logger``, else the message's
@@ -97,3 +113,18 @@ class RateLimitFilter(logging.Filter):
                 return False
             self._seen[key] = now
         return True
+
+
+class RdkafkaLogFilter(logging.Filter):
+    """For the logger given to confluent-kafka's ``logger`` setting (which logs
+    ``"%s [%s] %s" % (facility, client, text)``): one line per facility per interval,
+    counted in ``limiter``."""
+
+    def __init__(self, limiter: RateLimitedLog) -> None:
+        super().__init__()
+        self._limiter = limiter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        condition = f"rdkafka:{args[0]}" if args else f"rdkafka:{record.msg}"
+        return self._limiter.allow(condition) is not None
