@@ -149,8 +149,9 @@ class KeyStore:
         return out
 
     def export(self) -> str:
-        """The public keys as PEM blocks, each after a comment line naming its id."""
-        current = self.current_id()
+        """The public keys as PEM blocks, each after a comment line naming its id (a key is
+        generated first if there is none)."""
+        current = self.current().key_id
         parts = []
         for kid, key in self.public_keys().items():
             note = " (current)" if kid == current else ""
