@@ -175,3 +175,57 @@ def load_material(
         if valid(d, keys):
             keys.update(load_public_keys(str(d["new_public_key"])))
     return docs, keys
+
+
+class ScheduledVerification:
+    """In the sink (``AUDITSTREAM_VERIFY_INTERVAL_SECONDS``): every interval, verify every
+    tenant on an analyst session of its own (read-only), log the verdict, and raise a
+    ``log_tampering`` alert per tenant that fails."""
+
+    def __init__(self, settings: Settings, interval: float) -> None:
+        import threading
+
+        self._settings = settings
+        self._interval = interval
+        self.stopping = threading.Event()
+        self.runs = 0
+        self.failed_tenants: list[str] = []
+
+    def once(self) -> dict[str, Report]:
+        import logging
+
+        from auditstream.sinks import query, store
+
+        log = logging.getLogger(__name__)
+        ch = self._settings.clickhouse
+        docs, keys = load_material(self._settings)  # checkpoints first, then the records
+        client = store.open_analyst(ch)
+        try:
+            reports = verify_store(
+                lambda sql: query.execute(client, sql, ch.database).rows, ch.database, docs, keys
+            )
+        finally:
+            client.close()
+        self.runs += 1
+        bad = {t: r for t, r in reports.items() if not r.ok}
+        self.failed_tenants = sorted(bad)
+        now = datetime.now(UTC)
+        for r in bad.values():
+            for f in r.all_findings()[:20]:
+                log.error("log tampering: %s", f.line())
+        if bad:
+            lo, hi = day_bounds(None, None, now)
+            alerts = [tampering_alert(t, r, lo, hi, now) for t, r in bad.items()]
+            publish_alerts(self._settings, alerts)
+        else:
+            log.info("verification: %d tenants OK", len(reports))
+        return reports
+
+    def run(self) -> None:
+        import logging
+
+        while not self.stopping.wait(self._interval):
+            try:
+                self.once()
+            except Exception as exc:  # the store busy or away: try again next time
+                logging.getLogger(__name__).warning("scheduled verification failed: %s", exc)

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from auditstream.config import ClickHouseSettings, Settings
+from auditstream.integrity.audit import ScheduledVerification
 from auditstream.integrity.chain import Chainer, store_heads
 from auditstream.integrity.checkpoints import (
     Checkpointer,
@@ -272,6 +273,10 @@ def run(settings: Settings) -> None:
         if checkpointer is not None
         else None
     )
+    interval = settings.integrity.verify_interval_seconds
+    verification = ScheduledVerification(settings, interval) if interval and loops else None
+    if verification is not None:
+        threading.Thread(target=verification.run, name="sink-verify", daemon=True).start()
     for thread in threads:
         thread.start()
     if checkpoint_thread is not None:
@@ -285,6 +290,8 @@ def run(settings: Settings) -> None:
             for thread in threads:
                 thread.join(0.5)
     finally:
+        if verification is not None:
+            verification.stopping.set()
         if checkpointer is not None and checkpoint_thread is not None:
             checkpointer.stopping.set()  # the loops are done: sign their last heads
             checkpoint_thread.join(30.0)

@@ -160,6 +160,20 @@ def test_verify_names_each_record_an_attacker_changed(tenv: Env) -> None:
         ("log_tampering", "acme", "critical")
     ]
 
+    # The sink's own scheduled verification finds the same.
+    tenv.vars["AUDITSTREAM_VERIFY_INTERVAL_SECONDS"] = "1"
+    pipeline = tenv.pipeline()
+    try:
+        pipeline.start("sink")
+        pipeline.wait_sink_ready()
+        log = pipeline.log_path("sink")
+        wait_for(
+            lambda: f"log tampering: MODIFIED chain acme/p0/{day} seq 2" in log.read_text(),
+            what="the scheduled verification",
+        )
+    finally:
+        pipeline.stop("sink")
+
 
 def reset_sink_offsets(env: Env) -> None:
     """Make the (stopped) events loop read its topic again from the start."""
