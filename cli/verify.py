@@ -38,12 +38,18 @@ def parse_time(text: str | None) -> datetime | None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Trust only these public keys (PEM; default: this home's keys).",
 )
+@click.option(
+    "--checkpoints",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Checkpoints from this file (a WORM copy; default: this home's).",
+)
 @click.option("--no-alert", is_flag=True, help="Do not raise a log_tampering alert.")
 def verify_command(
     tenant: str | None,
     from_time: str | None,
     to_time: str | None,
     public_key: Path | None,
+    checkpoints: Path | None,
     no_alert: bool,
 ) -> None:
     """Recompute the hash chains and check them against the signed checkpoints.
@@ -66,7 +72,7 @@ def verify_command(
     now = datetime.now(UTC)
     try:
         docs, keys = audit.load_material(
-            settings, public_key.read_text() if public_key is not None else None
+            settings, public_key.read_text() if public_key is not None else None, checkpoints
         )
         if not keys:
             raise KeyFileError("no public key: start the sink once, or pass --public-key")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -159,12 +160,16 @@ def publish_alerts(settings: Settings, alerts: list[Alert], timeout: float = 10.
 
 
 def load_material(
-    settings: Settings, public_key_text: str | None = None
+    settings: Settings, public_key_text: str | None = None, checkpoints: Path | None = None
 ) -> tuple[list[Doc], dict[str, Any]]:
-    """The checkpoints (local file) and public keys (this home's, or the given PEM text)."""
+    """The checkpoints (this home's file, or ``checkpoints``) and public keys (this home's,
+    or the given PEM text)."""
     from auditstream.integrity.keys import load_public_keys
 
-    docs = CheckpointLog.at_home(settings.home).read()
+    log = CheckpointLog(checkpoints) if checkpoints else CheckpointLog.at_home(settings.home)
+    docs = log.read()
+    if checkpoints is not None and not docs:
+        raise ValueError(f"no checkpoints in {checkpoints}")
     keys: dict[str, Any] = (
         dict(load_public_keys(public_key_text))
         if public_key_text is not None
