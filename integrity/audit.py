@@ -17,11 +17,19 @@ import orjson
 from auditstream.config import Settings
 from auditstream.integrity.checkpoints import CheckpointLog, Doc, iter_type, valid
 from auditstream.integrity.keys import KeyStore
-from auditstream.integrity.verify import Query, Record, Report, read_records, verify_records
+from auditstream.integrity.verify import (
+    Finding,
+    Query,
+    Report,
+    merge,
+    prove,
+    read_records,
+    verify_records,
+)
 from auditstream.schemas.alert import Alert, Severity, stable_alert_id
 from auditstream.sinks.query import literal
 
-WINDOW_DAYS = 7
+WINDOW_DAYS = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -73,38 +81,63 @@ def verify_store(
     progress: Callable[[str], None] = lambda _: None,
     now: datetime | None = None,
 ) -> dict[str, Report]:
-    """A report per tenant."""
+    """A report per tenant, read and verified one UTC day (one set of chains) at a time, so
+    memory and each query's result stay bounded by a day of one tenant."""
     now = now or datetime.now(UTC)
     allowance = unchained_allowance(docs, keys)
     out: dict[str, Report] = {}
     for t in [tenant] if tenant is not None else tenants(run, database, docs):
-        signed_days = sorted(
-            str(h["day"])
-            for d in iter_type(docs, "heads")
-            if d.get("tenant") == t
-            for h in d.get("heads", [])
-        )
+        proof = prove(docs, keys, t, now=now)
+        signed_days = sorted(k[2] for k in proof.anchors)
         earliest = first_day(run, database, t)
         candidates = [x for x in (earliest, _day(signed_days[0]) if signed_days else None) if x]
         start, end = day_bounds(lo or (min(candidates) if candidates else now), hi, now)
-        records: list[Record] = []
+        reports: list[Report] = []
         cursor = start
         while cursor < end:
-            step = min(end, cursor + timedelta(days=WINDOW_DAYS))
-            progress(f"{t}: {cursor:%Y-%m-%d} .. {step:%Y-%m-%d}")
-            records.extend(read_records(run, database, t, cursor, step, literal))
+            step = cursor + timedelta(days=WINDOW_DAYS)
+            day = cursor.strftime("%Y-%m-%d")
+            progress(f"{t}: {day}")
+            records = read_records(run, database, t, cursor, step, literal, chained=True)
+            reports.append(verify_records(records, proof, tenant=t, days=(day, day)))
             cursor = step
-        last = (end - timedelta(days=1)).strftime("%Y-%m-%d")
-        out[t] = verify_records(
-            records,
-            docs,
-            keys,
-            tenant=t,
-            days=(start.strftime("%Y-%m-%d"), last),
-            now=now,
-            allow_unchained={t: allowance.get(t, 0)},
-        )
+        report = merge(reports)
+        report.findings.extend(unchained_findings(run, database, t, allowance.get(t, 0), lo, hi))
+        out[t] = report
     return out
+
+
+def unchained_findings(
+    run: Query,
+    database: str,
+    tenant: str,
+    allowed: int,
+    lo: datetime | None,
+    hi: datetime | None,
+    limit: int = 1000,
+) -> list[Finding]:
+    """Rows with no chain link beyond those stored before tamper evidence: inserted."""
+    where = f"tenant_id = {literal(tenant)} AND chain_seq = 0"
+    total = int(run(f"SELECT count() FROM `{database}`.`audit_events` WHERE {where}")[0][0])
+    if total <= allowed:
+        return []
+    if lo is not None:
+        where += (
+            f" AND occurred_at >= fromUnixTimestamp64Milli({int(lo.timestamp() * 1000)}, 'UTC')"
+        )
+    if hi is not None:
+        where += f" AND occurred_at < fromUnixTimestamp64Milli({int(hi.timestamp() * 1000)}, 'UTC')"
+    rows = run(
+        f"SELECT toString(event_id) FROM `{database}`.`audit_events` WHERE {where} "
+        f"ORDER BY occurred_at LIMIT {limit}"
+    )
+    note = f" ({total} such rows; {allowed} predate tamper evidence)" if allowed else ""
+    return [
+        Finding(
+            "inserted", tenant, "a record in no chain (no chain link)" + note, event_id=str(r[0])
+        )
+        for r in rows
+    ]
 
 
 def _day(text: str) -> datetime:

@@ -261,23 +261,46 @@ def verified_retention(docs: Iterable[Doc], public_keys: Mapping[str, Any]) -> l
     return [d for d in iter_type(docs, "retention") if valid(d, public_keys)]
 
 
-def verify_records(
-    records: Iterable[Record],
+@dataclass(frozen=True)
+class Proof:
+    """What the checkpoints establish, their signatures checked once."""
+
+    anchors: dict[ChainKey, dict[int, str]]
+    findings: list[Finding]
+    checkpoints: int
+    horizon: datetime | None
+
+
+def prove(
     docs: Sequence[Doc],
     public_keys: Mapping[str, Any],
-    *,
     tenant: str | None = None,
-    days: tuple[str, str] | None = None,
     table: str = "audit_events",
     now: datetime | None = None,
-    allow_unchained: Mapping[str, int] | None = None,
-) -> Report:
-    """Every chain of ``records`` (and every chain the checkpoints name in ``days``,
-    ``(first, last)`` inclusive) against the checkpoints ``docs``."""
+) -> Proof:
     anchors, findings, count = anchors_of(docs, public_keys, tenant)
     horizon = retention_horizon(
         verified_retention(docs, public_keys), table, now or datetime.now(UTC)
     )
+    return Proof(anchors, findings, count, horizon)
+
+
+def verify_records(
+    records: Iterable[Record],
+    docs: Sequence[Doc] | Proof,
+    public_keys: Mapping[str, Any] | None = None,
+    *,
+    tenant: str | None = None,
+    days: tuple[str, str] | None = None,
+    now: datetime | None = None,
+    allow_unchained: Mapping[str, int] | None = None,
+) -> Report:
+    """Every chain of ``records`` (and every chain the checkpoints name in ``days``,
+    ``(first, last)`` inclusive) against the checkpoints (``docs`` and the ``public_keys``
+    that sign them, or their ``Proof``). Unchained rows beyond ``allow_unchained`` (per
+    tenant; None: none allowed) are reported as inserted."""
+    proof = docs if isinstance(docs, Proof) else prove(docs, public_keys or {}, tenant, now=now)
+    anchors = proof.anchors
     chains: dict[ChainKey, list[Record]] = {}
     unchained: dict[str, list[Record]] = {}
     for r in records:
@@ -289,7 +312,10 @@ def verify_records(
     for key in anchors:
         if days is None or days[0] <= key[2] <= days[1]:
             chains.setdefault(key, [])
-    report = Report(findings=findings, checkpoints=count, horizon=horizon)
+    report = Report(
+        findings=list(proof.findings), checkpoints=proof.checkpoints, horizon=proof.horizon
+    )
+    horizon = proof.horizon
     for key in sorted(chains):
         start = datetime.fromisoformat(key[2]).replace(tzinfo=UTC)
         expirable = horizon is not None and start < horizon
@@ -303,6 +329,16 @@ def verify_records(
                 Finding("inserted", t, "a record in no chain (no chain link)", event_id=_event(r))
             )
     return report
+
+
+def merge(reports: Iterable[Report]) -> Report:
+    """Reports of consecutive windows of one tenant: the checkpoints' own findings once."""
+    out = Report()
+    for n, r in enumerate(reports):
+        out.chains.extend(r.chains)
+        out.findings.extend(f for f in r.findings if n == 0 or f.kind != "checkpoint")
+        out.checkpoints, out.horizon = r.checkpoints, r.horizon
+    return out
 
 
 # -- reading the store --------------------------------------------------------------------
@@ -324,12 +360,15 @@ def read_records(
     lo: datetime,
     hi: datetime,
     literal: Callable[[str], str],
+    chained: bool = False,
 ) -> list[Record]:
-    """A tenant's stored events with ``lo <= occurred_at < hi``."""
+    """A tenant's stored events with ``lo <= occurred_at < hi`` (``chained``: only rows with
+    a chain link)."""
     rows = run(
         f"SELECT {SELECT_LIST} FROM `{database}`.`audit_events` "
         f"WHERE tenant_id = {literal(tenant)} "
-        f"AND occurred_at >= fromUnixTimestamp64Milli({_ms(lo)}, 'UTC') "
+        + ("AND chain_seq > 0 " if chained else "")
+        + f"AND occurred_at >= fromUnixTimestamp64Milli({_ms(lo)}, 'UTC') "
         f"AND occurred_at < fromUnixTimestamp64Milli({_ms(hi)}, 'UTC') "
         "ORDER BY kafka_partition, chain_seq"
     )
