@@ -402,3 +402,66 @@ def test_an_export_with_a_forged_key_fails(tmp_path: Path) -> None:
     findings = verify_export(lines, stranger).all_findings()
     assert findings
     assert all(f.kind in ("checkpoint", "inserted", "deleted") for f in findings)
+
+
+# -- the writer links only what it stores ---------------------------------------------------
+def writer_with_chain(bad: Any) -> tuple[Any, Any, Chainer]:
+    from auditstream.sinks.tables import EVENTS
+    from auditstream.sinks.writer import BatchWriter
+
+    from .test_sink_poison import FakeStore
+
+    fake = FakeStore(EVENTS, bad)
+
+    def heads(keys: set[ChainKey]) -> dict[ChainKey, Head]:
+        found: dict[ChainKey, Head] = {}
+        for r in fake.rows:
+            row = tuple(r[name] for name in (*FIELD_NAMES, "record_hash"))
+            key, seq = chain_of(row), r["chain_seq"]
+            if key in keys and (key not in found or found[key].seq < seq):
+                found[key] = Head(seq, r["record_hash"])
+        return found
+
+    chain = Chainer(heads)
+    return fake, BatchWriter(fake, "db", EVENTS, chain=chain), chain
+
+
+def batch_of(rows_: list[tuple[Any, ...]]) -> Any:
+    from auditstream.sinks.batch import Batch
+
+    batch = Batch(1000, 1.0)
+    for i, row in enumerate(rows_):
+        batch.add(row, "t.audit.events", 0, 100 + i)
+    return batch
+
+
+def chain_is_whole(stored_rows: list[dict[str, Any]]) -> list[int]:
+    ordered = sorted(stored_rows, key=lambda r: r["chain_seq"])
+    prev = GENESIS
+    for r in ordered:
+        assert r["chain_prev"] == prev
+        assert record_hash(r) == r["record_hash"]
+        prev = r["record_hash"]
+    return [r["chain_seq"] for r in ordered]
+
+
+def test_a_row_the_store_refuses_leaves_no_gap_in_the_chain() -> None:
+    fake, writer, _ = writer_with_chain(lambda r: r["resource_id"] == "INV-3")
+    result = writer.write(batch_of(rows(7)))
+    assert [r.index for r in result.refused] == [3]
+    assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_outage_and_a_replay_neither_fork_nor_duplicate_the_chain() -> None:
+    from auditstream.sinks.writer import WriteFailed
+
+    fake, writer, chain = writer_with_chain(lambda r: False)
+    writer.write(batch_of(rows(3)))
+    fake.outages = 1
+    second = batch_of(rows(6)[3:])
+    with pytest.raises(WriteFailed):
+        writer.write(second)
+    writer.write(second)  # the retry
+    writer.write(batch_of(rows(6)))  # a replay of everything: all stored already
+    assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
+    assert max(h.seq for h in chain.changed().values()) == 6
