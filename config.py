@@ -85,6 +85,8 @@ class Topics:
     alerts: str = "security.alerts"
     repeats: str = "audit.events.repeats"
     """Records of events dropped as repeats (docs/decisions/0001-accounting-contract.md)."""
+    checkpoints: str = "audit.checkpoints"
+    """Signed chain heads and retention changes (docs/decisions/0005-tamper-evidence.md)."""
     partitions: int = 6
     replication_factor: int | None = None
     """Replicas of every topic we create, ours and Faust's (``AUDITSTREAM_REPLICATION_FACTOR``);
@@ -99,6 +101,7 @@ class Topics:
             dead_letter=prefix + self.dead_letter,
             alerts=prefix + self.alerts,
             repeats=prefix + self.repeats,
+            checkpoints=prefix + self.checkpoints,
         )
 
 
@@ -174,6 +177,18 @@ class NormalizerSettings:
 
 
 @dataclass(frozen=True)
+class IntegritySettings:
+    """Tamper evidence (docs/tamper-evidence.md)."""
+
+    checkpoint_seconds: float = 60.0
+    """The sink signs the chain heads that moved at least this often
+    (``AUDITSTREAM_CHECKPOINT_SECONDS``)."""
+    verify_interval_seconds: float | None = None
+    """The sink verifies every chain against the checkpoints this often
+    (``AUDITSTREAM_VERIFY_INTERVAL_SECONDS``; unset: only ``auditstream verify``)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     kafka: KafkaSettings
@@ -185,6 +200,7 @@ class Settings:
     """TOML file with per-tenant detector settings (None: built-in defaults)."""
     anomaly_model: Path | None = None
     """Anomaly model file from ``auditstream model train`` (None: anomaly scoring off)."""
+    integrity: IntegritySettings = field(default_factory=IntegritySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -254,4 +270,10 @@ class Settings:
             anomaly_model=Path(env["AUDITSTREAM_ANOMALY_MODEL"])
             if env.get("AUDITSTREAM_ANOMALY_MODEL")
             else None,
+            integrity=IntegritySettings(
+                checkpoint_seconds=_float(env, "AUDITSTREAM_CHECKPOINT_SECONDS", 60.0),
+                verify_interval_seconds=_float(env, "AUDITSTREAM_VERIFY_INTERVAL_SECONDS", 1.0)
+                if env.get("AUDITSTREAM_VERIFY_INTERVAL_SECONDS")
+                else None,
+            ),
         )

@@ -279,6 +279,19 @@ from auditstream.cli.reconcile import reconcile_command  # noqa: E402
 
 cli.add_command(reconcile_command)
 
+from auditstream.cli.verify import verify_command  # noqa: E402
+
+cli.add_command(verify_command)
+
+from auditstream.cli.keys import keys  # noqa: E402
+
+cli.add_command(keys)
+
+from auditstream.cli.export import export_command, verify_export_command  # noqa: E402
+
+cli.add_command(export_command)
+cli.add_command(verify_export_command)
+
 
 def main() -> None:
     cli(prog_name="auditstream")

@@ -280,4 +280,22 @@ def retention_set(days: int, table_name: str, yes: bool, kafka_timeout: float) -
         except RetentionError as again:
             err.print("[red]and the failure was not recorded:[/red]", escape(str(again)))
         sys.exit(1)
+    try:
+        signed(settings, spec, days)
+    except Exception as exc:  # the change is made and recorded as an event; say so loudly
+        err.print(
+            "[red]the retention checkpoint was not written:[/red]",
+            escape(str(exc)),
+            "(`auditstream verify` will report the rows the new TTL deletes as deleted)",
+        )
+        sys.exit(1)
     console.print(f"{spec.name}: retention is now {days} days (audit event {event_id})")
+
+
+def signed(settings: Settings, spec: TableSpec, days: int) -> None:
+    """A signed retention checkpoint (docs/decisions/0005): ``verify`` then counts what the
+    new TTL deletes as expired, not as deleted. Events table only (the one with chains)."""
+    from auditstream.sinks.service import recorder
+
+    if spec.name == tables.EVENTS_TABLE:
+        recorder(settings).retention(spec.name, days, "admin")

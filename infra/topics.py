@@ -46,10 +46,12 @@ def ensure_topics(
         topics.repeats: {"retention.ms": str(30 * DAY_MS)},
         topics.alerts: {"retention.ms": str(30 * DAY_MS)},
     }
+    # Checkpoints: kept forever, in one partition (one order for an auditor to read).
+    wanted[topics.checkpoints] = {"retention.ms": "-1"}
     new = [
         NewTopic(
             name,
-            num_partitions=topics.partitions,
+            num_partitions=1 if name == topics.checkpoints else topics.partitions,
             replication_factor=BROKER_DEFAULT if replication is None else replication,
             config=cfg,
         )

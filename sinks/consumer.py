@@ -147,6 +147,10 @@ class SinkLoop:
         self.stats = SinkStats()
         self.stopping = threading.Event()
 
+    @property
+    def writer(self) -> BatchWriter:
+        return self._writer
+
     def _new_batch(self) -> Batch:
         return Batch(self._config.max_rows, self._config.max_seconds, self._clock)
 
@@ -508,6 +512,8 @@ class SinkLoop:
     # -- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("%s: assigned %s", self._config.topic, [p.partition for p in partitions])
+        if self._writer.chain is not None:  # another sink may have extended their chains
+            self._writer.chain.forget_partitions(p.partition for p in partitions)
         self._resume_needed = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -142,12 +142,15 @@ def to_row(
             offset,
             raw[0],
             raw[1],
+            0,  # chain_seq, chain_prev, record_hash: set by the writer (integrity/chain.py)
+            "",
+            "",
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UnstorableEvent(f"{type(exc).__name__}: {exc}") from exc
 
 
-assert len(EVENT_COLUMN_NAMES) == 34  # keep to_row and the table in step
+assert len(EVENT_COLUMN_NAMES) == 37  # keep to_row and the table in step
 
 
 def alert_to_row(value: bytes, partition: int, offset: int) -> tuple[Any, ...]:

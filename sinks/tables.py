@@ -16,46 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditstream.schemas.limits import DATETIME_END, max_retention_days
+from auditstream.schemas.record import CHAIN_COLUMNS, STORED_FIELDS
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "UUID"),
-    ("schema_version", "UInt8"),
-    ("tenant_id", "LowCardinality(String)"),
-    ("occurred_at", "DateTime64(3, 'UTC')"),
-    ("received_at", "DateTime64(3, 'UTC')"),
-    ("actor_id", "String"),
-    ("actor_type", "LowCardinality(String)"),
-    ("actor_display_name", "String"),
-    ("actor_email", "String"),
-    ("actor_timezone", "LowCardinality(String)"),
-    ("action", "LowCardinality(String)"),
-    ("resource_type", "LowCardinality(String)"),
-    ("resource_id", "String"),
-    ("resource_name", "String"),
-    ("outcome", "LowCardinality(String)"),
-    ("ip", "String"),
-    ("session_id", "String"),
-    ("user_agent", "String"),
-    ("channel", "LowCardinality(String)"),
-    ("country", "LowCardinality(String)"),
-    ("region", "String"),
-    ("city", "String"),
-    ("latitude", "Nullable(Float64)"),
-    ("longitude", "Nullable(Float64)"),
-    ("changes.field", "Array(String)"),
-    ("changes.old", "Array(String)"),
-    ("changes.new", "Array(String)"),
-    ("correlation_id", "String"),
-    ("parent_event_id", "Nullable(UUID)"),
-    ("metadata", "String"),
-    ("kafka_partition", "UInt32"),
-    ("kafka_offset", "UInt64"),
-    ("raw_partition", "UInt32"),
-    ("raw_offset", "UInt64"),
-)
-"""``raw_partition`` / ``raw_offset``: where the event was read from the raw topic (the
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = tuple((f.name, f.ch_type) for f in STORED_FIELDS)
+"""From ``schemas/record.py`` (the one description of a stored event).
+``raw_partition`` / ``raw_offset``: where the event was read from the raw topic (the
 ``auditstream.source.*`` headers; docs/decisions/0001-accounting-contract.md), or
 ``NO_RAW_PARTITION`` / ``NO_RAW_OFFSET`` when the message did not say."""
 
@@ -367,6 +334,12 @@ def ensure_accounting(
         client.command(
             f"ALTER TABLE `{database}`.`{EVENTS_TABLE}` ADD COLUMN IF NOT EXISTS "
             f"`{name}` {ch_type} DEFAULT {sentinel}"
+        )
+    # Tamper evidence (docs/decisions/0005): rows stored before it have chain_seq 0.
+    for f in CHAIN_COLUMNS:
+        client.command(
+            f"ALTER TABLE `{database}`.`{EVENTS_TABLE}` ADD COLUMN IF NOT EXISTS "
+            f"`{f.name}` {f.ch_type}"
         )
     kept = [current_retention_days(client, database, spec) for spec in (EVENTS, ALERTS)]
     days = max(

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver import exceptions as ch_errors
 
+from auditstream.integrity.chain import Chainer
 from auditstream.sinks.batch import Batch
 from auditstream.sinks.tables import (
     EVENTS,
@@ -198,8 +199,11 @@ class BatchWriter:
         raw_topic: str = "",
         max_partitions: int = MAX_PARTITIONS_PER_INSERT,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        chain: Chainer | None = None,
     ) -> None:
-        """``raw_topic``: the topic ``raw_position`` columns point into (sink repeats)."""
+        """``raw_topic``: the topic ``raw_position`` columns point into (sink repeats);
+        ``chain``: links each stored row into its hash chain (``audit_events`` only)."""
+        self._chain = chain
         if max_partitions < 1:
             raise ValueError("max_partitions must be at least 1")
         self._client = client
@@ -225,6 +229,10 @@ class BatchWriter:
     @property
     def spec(self) -> TableSpec:
         return self._spec
+
+    @property
+    def chain(self) -> Chainer | None:
+        return self._chain
 
     def write(self, batch: Batch, *, isolate: bool = False) -> WriteResult:
         """Every row stored once, or refused on its own (``WriteResult.refused``), or
@@ -275,8 +283,12 @@ class BatchWriter:
         token = f"{base}:{digest}" if not path else f"{base}:{path}:{digest}"
         work.inserts += 1
         try:
+            if self._chain is not None:  # linked per attempt: only stored rows move a head
+                subset = self._chain.link(subset)
             self._insert(self._table, self._spec.column_names, subset, token)
         except Exception as exc:
+            if self._chain is not None:
+                self._chain.forget(subset)
             kind = classify(exc)
             error = f"{type(exc).__name__}: {exc}"
             if kind == "outage" or (kind == "unknown" and not work.isolate):
@@ -288,6 +300,8 @@ class BatchWriter:
                 return
             work.refused.append((chunk[0], error, kind))
             return
+        if self._chain is not None:
+            self._chain.advance(subset)
         work.inserted += len(chunk)
 
     def _insert(
@@ -407,8 +421,10 @@ class BatchWriter:
 class EventWriter(BatchWriter):
     """Writes ``audit_events`` (and the sink's repeats)."""
 
-    def __init__(self, client: Any, database: str, raw_topic: str = "") -> None:
-        super().__init__(client, database, EVENTS, raw_topic=raw_topic)
+    def __init__(
+        self, client: Any, database: str, raw_topic: str = "", chain: Chainer | None = None
+    ) -> None:
+        super().__init__(client, database, EVENTS, raw_topic=raw_topic, chain=chain)
 
 
 def _month(value: datetime) -> int:

@@ -107,6 +107,9 @@ def test_full_event_values_land_in_their_columns() -> None:
         "kafka_offset": 987,
         "raw_partition": NO_RAW_PARTITION,  # no source headers: stored, position unknown
         "raw_offset": NO_RAW_OFFSET,
+        "chain_seq": 0,  # the writer links the row into its chain
+        "chain_prev": "",
+        "record_hash": "",
     }
 
 

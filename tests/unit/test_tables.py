@@ -32,13 +32,16 @@ ENGINE_FULL_30_DAYS = (
 
 def test_column_names_follow_columns() -> None:
     assert tuple(name for name, _ in EVENT_COLUMNS) == EVENT_COLUMN_NAMES
-    assert len(set(EVENT_COLUMN_NAMES)) == len(EVENT_COLUMN_NAMES) == 34
+    assert len(set(EVENT_COLUMN_NAMES)) == len(EVENT_COLUMN_NAMES) == 37
     assert EVENT_COLUMN_NAMES[:3] == ("event_id", "schema_version", "tenant_id")
-    assert EVENT_COLUMN_NAMES[-4:] == (
+    assert EVENT_COLUMN_NAMES[-7:] == (
         "kafka_partition",
         "kafka_offset",
         "raw_partition",
         "raw_offset",
+        "chain_seq",
+        "chain_prev",
+        "record_hash",
     )
 
 

@@ -1,0 +1,102 @@
+"""What hash chaining costs the sink: the same batches through ``BatchWriter`` into chDB with
+and without the chain (``integrity/chain.py``), alternating, in one run.
+
+    .venv/bin/python -m auditstream.bench.chain_cost [--events 100000] [--batch 20000]
+
+Prints rows/s for each, their ratio, and the chaining work alone (canonical bytes + sha256
+per row, ``Chainer.link``) in microseconds per row. Figures, not assertions: this machine is
+shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from auditstream.config import ClickHouseSettings
+from auditstream.integrity.chain import Chainer, store_heads
+from auditstream.sinks import store, tables
+from auditstream.sinks.batch import Batch
+from auditstream.sinks.rows import to_row
+from auditstream.sinks.writer import BatchWriter
+
+
+def events(n: int, start: datetime) -> list[tuple[Any, ...]]:
+    out = []
+    for i in range(n):
+        doc = {
+            "schema_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "tenant_id": f"t{i % 5}",
+            "occurred_at": (start + timedelta(milliseconds=i)).isoformat(),
+            "received_at": (start + timedelta(milliseconds=i + 3)).isoformat(),
+            "actor": {"id": f"u{i % 97}", "display_name": "Ada Lovelace"},
+            "action": "update",
+            "resource": {"type": "invoice", "id": f"INV-{i}", "name": "Invoice"},
+            "ip": "203.0.113.9",
+            "changes": [{"field": "amount", "old": i, "new": i + 1}],
+            "metadata": {"source": "bench", "n": i},
+        }
+        out.append(to_row(orjson.dumps(doc), i % 6, i, None))
+    return out
+
+
+def batches(rows: list[tuple[Any, ...]], size: int, salt: str) -> list[Batch]:
+    out = []
+    for lo in range(0, len(rows), size):
+        batch = Batch(size, 1.0, salt=salt)
+        for i, row in enumerate(rows[lo : lo + size], lo):
+            batch.add(row, "bench", int(row[tables.EVENTS.index_of("kafka_partition")]), i)
+        out.append(batch)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=20_000)
+    args = parser.parse_args()
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with tempfile.TemporaryDirectory(prefix="auditstream-chain-bench-") as path:
+        settings = ClickHouseSettings(dsn=f"chdb://{path}")
+        client = store.connect(settings)
+        writers: dict[str, BatchWriter] = {}
+        for name in ("plain", "chained"):
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+            tables.ensure(client, name, 365)
+            chain = Chainer(store_heads(client, name)) if name == "chained" else None
+            writers[name] = BatchWriter(client, name, tables.EVENTS, chain=chain)
+        seconds = {"plain": 0.0, "chained": 0.0}
+        rounds = 3
+        per_round = max(args.batch, args.events // rounds)
+        for r in range(rounds):
+            rows = events(per_round, start + timedelta(hours=r))
+            # Alternate which goes first, so neither always meets a warmer store.
+            for name in ("plain", "chained") if r % 2 == 0 else ("chained", "plain"):
+                for batch in batches(rows, args.batch, f"{name}{r}"):
+                    began = time.perf_counter()
+                    writers[name].write(batch)
+                    seconds[name] += time.perf_counter() - began
+        total = per_round * rounds
+        rows = events(20_000, start + timedelta(hours=9))
+        linker = Chainer(lambda keys: {})
+        began = time.perf_counter()
+        linker.link(rows)
+        link_us = (time.perf_counter() - began) / len(rows) * 1e6
+        client.close()
+    plain, chained = total / seconds["plain"], total / seconds["chained"]
+    print(f"rows per run: {total:,} in batches of {args.batch:,}")
+    print(f"sink writer without chain: {plain:,.0f} rows/s")
+    print(f"sink writer with chain:    {chained:,.0f} rows/s")
+    print(f"ratio with / without:      {chained / plain:.2f}")
+    print(f"chaining alone (canonical bytes + sha256): {link_us:.1f} us/row")
+
+
+if __name__ == "__main__":
+    main()

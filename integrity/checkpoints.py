@@ -1,0 +1,239 @@
+"""Signed checkpoints, kept outside the store (docs/decisions/0005-tamper-evidence.md).
+
+A checkpoint is one JSON object, signed with Ed25519 over its canonical form (sorted keys,
+compact, without ``signature``):
+
+* ``heads``: one tenant's chain heads, ``{"partition", "day", "seq", "hash"}`` each, as the
+  sink stored them (written at least every ``checkpoint_seconds`` while chains move, and
+  when the sink stops). One tenant per checkpoint: an export for that tenant carries no
+  other tenant's names or hashes.
+* ``retention``: ``table`` keeps ``days`` days from ``at`` on (``source``: ``initial``, the
+  first start of a store; ``admin``, ``auditstream retention set``). What TTL deleted is
+  then told apart from what somebody deleted.
+* ``key_rotation``: ``new_key_id`` / ``new_public_key`` signed by the old key.
+
+Each carries ``at`` (UTC ms) and ``key_id``. They go to an append-only local file
+(``AUDITSTREAM_HOME/checkpoints/checkpoints.jsonl``, one object per line, ``O_APPEND`` +
+``flock`` + ``fsync``) and to the checkpoint topic (``Topics.checkpoints``); for servers,
+copy either to WORM storage (docs/tamper-evidence.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from auditstream.integrity.chain import Chainer, ChainKey, Head
+from auditstream.integrity.keys import KeyStore, SigningKey, public_pem, verify_signature
+from auditstream.schemas.event import format_ts
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+
+def signed_bytes(doc: Doc) -> bytes:
+    return orjson.dumps(
+        {k: v for k, v in doc.items() if k != "signature"}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def sign(doc: Doc, key: SigningKey) -> Doc:
+    body = {**doc, "key_id": key.key_id}
+    return {**body, "signature": key.sign(signed_bytes(body))}
+
+
+def valid(doc: Doc, public_keys: Mapping[str, Any]) -> bool:
+    """Signed by one of ``public_keys`` (by id), unaltered."""
+    key = public_keys.get(str(doc.get("key_id")))
+    signature = doc.get("signature")
+    if key is None or not isinstance(signature, str):
+        return False
+    return verify_signature(key, signed_bytes(doc), signature)
+
+
+def now_text() -> str:
+    return format_ts(datetime.now(UTC))
+
+
+def heads_doc(tenant: str, heads: dict[ChainKey, Head], at: str | None = None) -> Doc:
+    return {
+        "type": "heads",
+        "tenant": tenant,
+        "at": at or now_text(),
+        "heads": [
+            {"partition": k[1], "day": k[2], "seq": h.seq, "hash": h.hash}
+            for k, h in sorted(heads.items())
+        ],
+    }
+
+
+def retention_doc(table: str, days: int, source: str, at: str | None = None, **extra: Any) -> Doc:
+    return {
+        "type": "retention",
+        "table": table,
+        "days": days,
+        "source": source,
+        "at": at or now_text(),
+    }
+
+
+def rotation_doc(new: SigningKey, at: str | None = None) -> Doc:
+    return {
+        "type": "key_rotation",
+        "new_key_id": new.key_id,
+        "new_public_key": public_pem(new.public),
+        "at": at or now_text(),
+    }
+
+
+class CheckpointLog:
+    """The append-only local file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def at_home(cls, home: Path) -> CheckpointLog:
+        return cls(home / "checkpoints" / "checkpoints.jsonl")
+
+    def append(self, docs: Iterable[Doc]) -> None:
+        data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
+        if not data:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[Doc]:
+        """Every checkpoint, in file order (a torn last line, from a crash, is skipped)."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        out: list[Doc] = []
+        for line in text.splitlines():
+            with contextlib.suppress(orjson.JSONDecodeError):
+                doc = orjson.loads(line)
+                if isinstance(doc, dict):
+                    out.append(doc)
+        return out
+
+
+Publish = Callable[[list[Doc]], None]
+"""Sends checkpoints to the checkpoint topic (raises if Kafka did not take them)."""
+
+
+@dataclass
+class Recorder:
+    """Signs checkpoints and writes them to the file, then the topic."""
+
+    keys: KeyStore
+    log: CheckpointLog
+    publish: Publish | None = None
+
+    def record(self, docs: list[Doc]) -> list[Doc]:
+        if not docs:
+            return []
+        key = self.keys.current()
+        signed = [sign(d, key) for d in docs]
+        self.log.append(signed)
+        if self.publish is not None:
+            try:
+                self.publish(signed)
+            except Exception as exc:  # the file has them; the topic is the second copy
+                log.warning("checkpoints not sent to the checkpoint topic: %s", exc)
+        return signed
+
+    def retention(self, table: str, days: int, source: str, **extra: Any) -> Doc:
+        return self.record([retention_doc(table, days, source, **extra)])[0]
+
+    def rotate(self) -> Doc:
+        old, new = self.keys.rotate()
+        doc = sign(rotation_doc(new), old)
+        self.log.append([doc])
+        if self.publish is not None:
+            with contextlib.suppress(Exception):
+                self.publish([doc])
+        return doc
+
+
+def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 10.0) -> Publish:
+    from confluent_kafka import Producer
+
+    producer = Producer({**client_config, "enable.idempotence": True, "linger.ms": 5})
+
+    def publish(docs: list[Doc]) -> None:
+        errors: list[str] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        for doc in docs:
+            key = str(doc.get("tenant") or doc.get("type")).encode()
+            producer.produce(topic, key=key, value=orjson.dumps(doc), on_delivery=delivered)
+            producer.poll(0)
+        left = producer.flush(timeout)
+        if left or errors:
+            raise RuntimeError(
+                errors[0] if errors else f"{left} not acknowledged in {timeout:.0f} s"
+            )
+
+    return publish
+
+
+def heads_checkpoints(changed: dict[ChainKey, Head]) -> list[Doc]:
+    by_tenant: dict[str, dict[ChainKey, Head]] = {}
+    for key, head in changed.items():
+        by_tenant.setdefault(key[0], {})[key] = head
+    at = now_text()
+    return [heads_doc(t, h, at) for t, h in sorted(by_tenant.items())]
+
+
+class Checkpointer:
+    """In the sink: every ``interval`` seconds, signs the heads that moved."""
+
+    def __init__(self, chainer: Chainer, recorder: Recorder, interval: float) -> None:
+        self._chainer = chainer
+        self._recorder = recorder
+        self._interval = interval
+        self.stopping = threading.Event()
+        self.written = 0
+
+    def once(self) -> int:
+        changed = self._chainer.changed()
+        if not changed:
+            return 0
+        try:
+            self._recorder.record(heads_checkpoints(changed))
+        except Exception as exc:
+            self._chainer.restore_changed(changed)
+            log.warning("checkpoint not written (retrying at the next one): %s", exc)
+            return 0
+        self.written += 1
+        return len(changed)
+
+    def run(self) -> None:
+        while not self.stopping.wait(self._interval):
+            self.once()
+        self.once()  # the last heads, as the sink stops
+
+
+def iter_type(docs: Iterable[Doc], kind: str) -> Iterator[Doc]:
+    return (d for d in docs if d.get("type") == kind)

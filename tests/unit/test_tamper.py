@@ -1,0 +1,467 @@
+"""Tamper evidence, the pure parts: canonical bytes, chains, the verifier, checkpoints,
+keys and exports (docs/decisions/0005-tamper-evidence.md)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import stat
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from auditstream.integrity.chain import Chainer, ChainKey, Head, chain_of
+from auditstream.integrity.checkpoints import (
+    CheckpointLog,
+    Recorder,
+    heads_checkpoints,
+    retention_doc,
+    sign,
+    valid,
+)
+from auditstream.integrity.export import verify_export, write_export
+from auditstream.integrity.keys import KeyStore, load_public_keys
+from auditstream.integrity.verify import (
+    as_record,
+    retention_horizon,
+    verify_chain,
+    verify_records,
+)
+from auditstream.schemas.record import (
+    FIELD_NAMES,
+    GENESIS,
+    canonical,
+    canonical_bytes,
+    record_hash,
+)
+from auditstream.sinks.rows import to_row
+
+DAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def event(i: int, tenant: str = "acme", when: datetime = DAY, **extra: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "event_id": str(uuid.UUID(int=i + 1)),
+            "tenant_id": tenant,
+            "occurred_at": (when + timedelta(seconds=i)).isoformat(),
+            "received_at": (when + timedelta(seconds=i, milliseconds=5)).isoformat(),
+            "actor": {"id": f"u{i % 3}"},
+            "action": "update",
+            "resource": {"type": "invoice", "id": f"INV-{i}"},
+            "location": {"latitude": 52, "longitude": 13.405},
+            "changes": [{"field": "amount", "old": 1, "new": 2**63}],
+            "metadata": {"n": i},
+            **extra,
+        }
+    )
+
+
+def rows(n: int, partition: int = 0, tenant: str = "acme", when: datetime = DAY) -> list[Any]:
+    return [to_row(event(i, tenant, when), partition, 100 + i) for i in range(n)]
+
+
+class Store:
+    """What the sink stored (rows with links), and a head reader over it."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.reads = 0
+
+    def heads(self, keys: set[ChainKey]) -> dict[ChainKey, Head]:
+        self.reads += 1
+        out: dict[ChainKey, Head] = {}
+        for r in self.rows:
+            key = chain_of(r)
+            seq = r[FIELD_NAMES.index("chain_seq")]
+            if key in keys and (key not in out or out[key].seq < seq):
+                out[key] = Head(seq, r[-1])
+        return out
+
+
+def stored(n: int = 6, **kw: Any) -> tuple[Store, Chainer, list[tuple[Any, ...]]]:
+    store = Store()
+    chain = Chainer(store.heads)
+    linked = chain.link(rows(n, **kw))
+    store.rows.extend(linked)
+    chain.advance(linked)
+    return store, chain, linked
+
+
+def record(row: tuple[Any, ...]) -> dict[str, Any]:
+    return as_record(row)
+
+
+# -- canonical bytes ------------------------------------------------------------------------
+def test_canonical_bytes_are_the_same_from_the_sink_the_store_and_an_export() -> None:
+    row = to_row(event(1), 2, 7)
+    from_sink = canonical_bytes(row)
+    values = dict(zip(FIELD_NAMES, row, strict=False))
+    # What a read-only query returns: ids as text, times as epoch milliseconds.
+    from_store = {
+        **values,
+        "event_id": str(values["event_id"]),
+        "occurred_at": int(values["occurred_at"].timestamp() * 1000),
+        "received_at": int(values["received_at"].timestamp() * 1000),
+        "parent_event_id": "",
+        "latitude": 52.0,
+    }
+    assert canonical_bytes(from_store) == from_sink
+    assert canonical_bytes(orjson.loads(from_sink)) == from_sink  # an export, read back
+    doc = orjson.loads(from_sink)
+    assert list(doc) == list(FIELD_NAMES)  # stable field order
+    assert doc["occurred_at"] == "2026-11-30T09:00:01.000Z"  # UTC, milliseconds
+    assert doc["changes.new"] == [str(2**63)]  # the JSON text as stored, exactly
+    assert doc["latitude"] == 52.0  # an integer latitude is the float the column holds
+
+
+def test_canonical_time_is_utc_whatever_the_offset() -> None:
+    row = list(to_row(event(1), 0, 0))
+    berlin = row[3].astimezone(timezone(timedelta(hours=1)))
+    assert canonical_bytes([*row[:3], berlin, *row[4:]]) == canonical_bytes(row)
+
+
+def test_every_field_is_in_the_hash() -> None:
+    row = to_row(event(1), 0, 0)
+    base = record_hash(row)
+    for i, name in enumerate(FIELD_NAMES):
+        value = row[i]
+        if isinstance(value, str):
+            changed = value + "x"
+        elif isinstance(value, bool | int):
+            changed = int(value) + 1 if value < 2**63 else int(value) - 1
+        elif isinstance(value, float):
+            changed = value + 1.0
+        elif isinstance(value, list):
+            changed = [*value, "x"]
+        elif isinstance(value, datetime):
+            changed = value + timedelta(milliseconds=1)
+        elif isinstance(value, uuid.UUID):
+            changed = uuid.UUID(int=value.int + 1)
+        else:  # None
+            changed = uuid.UUID(int=9) if name == "parent_event_id" else 1.0
+        assert record_hash([*row[:i], changed, *row[i + 1 :]]) != base, name
+
+
+def test_a_short_row_is_refused() -> None:
+    with pytest.raises(ValueError, match="fields"):
+        canonical_bytes(to_row(event(1), 0, 0)[:10])
+    with pytest.raises(TypeError):
+        canonical({**dict(zip(FIELD_NAMES, to_row(event(1), 0, 0), strict=False)), "ip": 5})
+
+
+# -- chains ---------------------------------------------------------------------------------
+def test_a_chain_links_each_record_to_the_previous_one() -> None:
+    _, _, linked = stored(4)
+    seq, prev = FIELD_NAMES.index("chain_seq"), FIELD_NAMES.index("chain_prev")
+    assert [r[seq] for r in linked] == [1, 2, 3, 4]
+    assert linked[0][prev] == GENESIS
+    for before, after in itertools.pairwise(linked):
+        assert after[prev] == before[-1] == record_hash(before)
+
+
+def test_heads_move_only_for_stored_rows_and_a_failure_rereads_the_store() -> None:
+    store, chain, _ = stored(3)
+    fresh = rows(5)[3:]
+    attempt = chain.link(fresh)  # the INSERT fails ...
+    chain.forget(attempt)
+    reads = store.reads
+    again = chain.link(fresh)  # ... and the retry links the same rows the same way
+    assert again == attempt
+    assert store.reads == reads + 1  # the head came from the store, not from memory
+
+
+def test_a_restarted_sink_continues_the_chain_from_the_store() -> None:
+    store, _, linked = stored(3)
+    restarted = Chainer(store.heads)
+    more = restarted.link([to_row(event(9), 0, 200)])
+    assert more[0][FIELD_NAMES.index("chain_seq")] == 4
+    assert more[0][FIELD_NAMES.index("chain_prev")] == linked[-1][-1]
+
+
+def test_chains_are_per_tenant_partition_and_day() -> None:
+    store = Store()
+    chain = Chainer(store.heads)
+    mixed = rows(2) + rows(2, partition=1) + rows(2, tenant="globex")
+    mixed += rows(2, when=DAY + timedelta(days=1))
+    linked = chain.link(mixed)
+    assert [r[FIELD_NAMES.index("chain_seq")] for r in linked] == [1, 2] * 4
+    chain.advance(linked)
+    changed = chain.changed()
+    assert set(changed) == {
+        ("acme", 0, "2026-11-30"),
+        ("acme", 1, "2026-11-30"),
+        ("globex", 0, "2026-11-30"),
+        ("acme", 0, "2026-12-01"),
+    }
+    assert chain.changed() == {}
+    docs = heads_checkpoints(changed)
+    assert [d["tenant"] for d in docs] == ["acme", "globex"]  # one tenant per checkpoint
+
+
+def test_a_reassigned_partition_is_read_from_the_store_again() -> None:
+    store, chain, _ = stored(2)
+    chain.forget_partitions([0])
+    reads = store.reads
+    chain.link(rows(3)[2:])
+    assert store.reads == reads + 1
+
+
+# -- the verifier ---------------------------------------------------------------------------
+KEY: ChainKey = ("acme", 0, "2026-11-30")
+
+
+def anchors(linked: list[tuple[Any, ...]]) -> dict[int, str]:
+    return {len(linked): linked[-1][-1]}
+
+
+def test_an_untouched_chain_verifies() -> None:
+    _, _, linked = stored(6)
+    result = verify_chain(KEY, [record(r) for r in linked], anchors(linked))
+    assert result.findings == []
+    assert result.verified == 6
+
+
+def test_a_modified_record_is_named() -> None:
+    _, _, linked = stored(6)
+    recs = [record(r) for r in linked]
+    recs[2]["action"] = "delete"
+    [finding] = verify_chain(KEY, recs, anchors(linked)).findings
+    assert (finding.kind, finding.seq) == ("modified", 3)
+    assert finding.event_id == str(recs[2]["event_id"])
+
+
+def test_a_modified_record_with_a_recomputed_hash_is_still_named() -> None:
+    _, _, linked = stored(6)
+    recs = [record(r) for r in linked]
+    recs[2]["action"] = "delete"
+    recs[2]["record_hash"] = record_hash(recs[2])  # the attacker knows the scheme
+    kinds = {(f.kind, f.seq) for f in verify_chain(KEY, recs, anchors(linked)).findings}
+    assert ("deleted", 3) in kinds  # the link from record 4 leads to no record any more
+    assert ("inserted", 3) in kinds  # and the rewritten one is linked from nothing
+
+
+def test_deleted_records_are_named_by_position() -> None:
+    _, _, linked = stored(6)
+    recs = [record(r) for i, r in enumerate(linked) if i not in (2, 3)]
+    [finding] = verify_chain(KEY, recs, anchors(linked)).findings
+    assert (finding.kind, finding.seq) == ("deleted", 3)
+    assert "position 3-4" in finding.detail
+
+
+def test_a_deleted_head_is_found_by_the_signed_checkpoint() -> None:
+    _, _, linked = stored(6)
+    [finding] = verify_chain(KEY, [record(r) for r in linked[:-1]], anchors(linked)).findings
+    assert (finding.kind, finding.seq) == ("deleted", 6)
+
+
+def test_a_whole_chain_deleted() -> None:
+    _, _, linked = stored(3)
+    [finding] = verify_chain(KEY, [], anchors(linked)).findings
+    assert finding.kind == "deleted"
+    assert "3 record(s)" in finding.detail
+
+
+def test_inserted_records_are_named() -> None:
+    _, _, linked = stored(4)
+    recs = [record(r) for r in linked]
+    copy = {**recs[1], "event_id": str(uuid.UUID(int=999)), "action": "sign_in"}
+    unchained = {**recs[1], "event_id": str(uuid.UUID(int=998)), "chain_seq": 0}
+    result = verify_chain(KEY, [*recs, copy, unchained], anchors(linked))
+    assert {(f.kind, f.event_id) for f in result.findings} == {
+        ("inserted", str(uuid.UUID(int=999))),
+        ("inserted", str(uuid.UUID(int=998))),
+    }
+
+
+def test_reordered_records_are_named() -> None:
+    _, _, linked = stored(5)
+    recs = [record(r) for r in linked]
+    recs[1]["chain_seq"], recs[3]["chain_seq"] = 4, 2  # swap the positions of two records
+    found = {(f.kind, f.seq, f.event_id) for f in verify_chain(KEY, recs, anchors(linked)).findings}
+    assert found == {
+        ("reordered", 2, str(recs[1]["event_id"])),
+        ("reordered", 4, str(recs[3]["event_id"])),
+    }
+
+
+def test_records_after_the_last_checkpoint_are_pending_not_failures() -> None:
+    _, _, linked = stored(5)
+    result = verify_chain(KEY, [record(r) for r in linked], {3: linked[2][-1]})
+    assert (result.findings, result.verified, result.pending) == ([], 3, 2)
+
+
+def test_gaps_in_an_expired_day_are_expiry() -> None:
+    _, _, linked = stored(5)
+    result = verify_chain(KEY, [record(linked[4])], anchors(linked), expirable=True)
+    assert (result.findings, result.expired) == ([], 4)
+
+
+def test_the_retention_horizon_follows_the_signed_changes() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    docs = [
+        retention_doc("audit_events", 365, "initial", at="2026-01-01T00:00:00.000Z"),
+        retention_doc("audit_events", 30, "admin", at="2026-06-01T00:00:00.000Z"),
+        retention_doc("audit_events", 400, "admin", at="2026-07-01T00:00:00.000Z"),
+    ]
+    now = t0 + timedelta(days=200)
+    # 30 days from June 1 until July 1 reached June 1; 400 days since then reaches less.
+    assert retention_horizon(docs, "audit_events", now) == datetime(2026, 6, 1, tzinfo=UTC)
+    assert retention_horizon([], "audit_events", now) is None
+
+
+# -- keys and checkpoints -------------------------------------------------------------------
+def test_keys_are_private_exportable_and_rotate(tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "keys")
+    first = keys.current()
+    mode = stat.S_IMODE(os.stat(tmp_path / "keys" / f"{first.key_id}.key").st_mode)
+    assert mode == 0o600
+    log = CheckpointLog(tmp_path / "cp.jsonl")
+    recorder = Recorder(keys, log)
+    rotation = recorder.rotate()
+    assert rotation["key_id"] == first.key_id != rotation["new_key_id"] == keys.current().key_id
+    exported = load_public_keys(keys.export())
+    assert set(exported) == {first.key_id, rotation["new_key_id"]}
+    assert valid(rotation, {first.key_id: exported[first.key_id]})
+    signed = recorder.retention("audit_events", 30, "admin")
+    assert signed["key_id"] == rotation["new_key_id"]
+    assert [d["type"] for d in log.read()] == ["key_rotation", "retention"]
+
+
+def test_a_checkpoint_changed_after_signing_is_invalid(tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path)
+    doc = sign(heads_checkpoints({KEY: Head(3, "ab" * 32)})[0], keys.current())
+    public = keys.public_keys()
+    assert valid(doc, public)
+    assert not valid({**doc, "heads": [{**doc["heads"][0], "seq": 2}]}, public)
+    assert not valid(doc, load_public_keys(KeyStore(tmp_path / "other").export()))
+
+
+def test_verify_records_reports_a_forged_checkpoint(tmp_path: Path) -> None:
+    _, chain, linked = stored(3)
+    keys = KeyStore(tmp_path)
+    docs = [sign(d, keys.current()) for d in heads_checkpoints(chain.changed())]
+    docs[0]["heads"][0]["seq"] = 2
+    report = verify_records([record(r) for r in linked], docs, keys.public_keys())
+    assert [f.kind for f in report.findings] == ["checkpoint"]
+
+
+# -- exports --------------------------------------------------------------------------------
+def exported(tmp_path: Path) -> tuple[list[bytes], dict[str, Any]]:
+    _, chain, linked = stored(5)
+    more = chain.link(rows(3, partition=2))
+    chain.advance(more)
+    keys = KeyStore(tmp_path / "keys")
+    docs = [sign(d, keys.current()) for d in heads_checkpoints(chain.changed())]
+    other = to_row(event(50, tenant="globex"), 0, 1)
+    out = io.BytesIO()
+    summary = write_export(
+        out,
+        "acme",
+        ("2026-11-30", "2026-11-30"),
+        [record(r) for r in [*linked, *more, other]],
+        docs,
+        keys.public_keys(),
+    )
+    assert (summary.records, summary.chains) == (8, 2)
+    public = load_public_keys(keys.export())  # only the public key, as an auditor has it
+    return out.getvalue().splitlines(keepends=True), public
+
+
+def test_an_untouched_export_verifies_with_the_public_key(tmp_path: Path) -> None:
+    lines, public = exported(tmp_path)
+    assert b"globex" not in b"".join(lines)  # no other tenant's records or names
+    report = verify_export(lines, public)
+    assert report.ok, report.all_findings()
+    assert report.total("verified") == 8
+
+
+def test_an_export_with_a_removed_line_fails(tmp_path: Path) -> None:
+    lines, public = exported(tmp_path)
+    del lines[3]  # the third record
+    [finding] = verify_export(lines, public).all_findings()
+    assert (finding.kind, finding.seq) == ("deleted", 3)
+
+
+def test_an_export_with_an_edited_line_fails(tmp_path: Path) -> None:
+    lines, public = exported(tmp_path)
+    lines[2] = lines[2].replace(b'"action":"update"', b'"action":"read"')
+    [finding] = verify_export(lines, public).all_findings()
+    assert (finding.kind, finding.seq) == ("modified", 2)
+
+
+def test_an_export_with_a_forged_key_fails(tmp_path: Path) -> None:
+    lines, _ = exported(tmp_path)
+    stranger = load_public_keys(KeyStore(tmp_path / "stranger").export())
+    findings = verify_export(lines, stranger).all_findings()
+    assert findings
+    assert all(f.kind in ("checkpoint", "inserted", "deleted") for f in findings)
+
+
+# -- the writer links only what it stores ---------------------------------------------------
+def writer_with_chain(bad: Any) -> tuple[Any, Any, Chainer]:
+    from auditstream.sinks.tables import EVENTS
+    from auditstream.sinks.writer import BatchWriter
+
+    from .test_sink_poison import FakeStore
+
+    fake = FakeStore(EVENTS, bad)
+
+    def heads(keys: set[ChainKey]) -> dict[ChainKey, Head]:
+        found: dict[ChainKey, Head] = {}
+        for r in fake.rows:
+            row = tuple(r[name] for name in (*FIELD_NAMES, "record_hash"))
+            key, seq = chain_of(row), r["chain_seq"]
+            if key in keys and (key not in found or found[key].seq < seq):
+                found[key] = Head(seq, r["record_hash"])
+        return found
+
+    chain = Chainer(heads)
+    return fake, BatchWriter(fake, "db", EVENTS, chain=chain), chain
+
+
+def batch_of(rows_: list[tuple[Any, ...]]) -> Any:
+    from auditstream.sinks.batch import Batch
+
+    batch = Batch(1000, 1.0)
+    for i, row in enumerate(rows_):
+        batch.add(row, "t.audit.events", 0, 100 + i)
+    return batch
+
+
+def chain_is_whole(stored_rows: list[dict[str, Any]]) -> list[int]:
+    ordered = sorted(stored_rows, key=lambda r: r["chain_seq"])
+    prev = GENESIS
+    for r in ordered:
+        assert r["chain_prev"] == prev
+        assert record_hash(r) == r["record_hash"]
+        prev = r["record_hash"]
+    return [r["chain_seq"] for r in ordered]
+
+
+def test_a_row_the_store_refuses_leaves_no_gap_in_the_chain() -> None:
+    fake, writer, _ = writer_with_chain(lambda r: r["resource_id"] == "INV-3")
+    result = writer.write(batch_of(rows(7)))
+    assert [r.index for r in result.refused] == [3]
+    assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_outage_and_a_replay_neither_fork_nor_duplicate_the_chain() -> None:
+    from auditstream.sinks.writer import WriteFailed
+
+    fake, writer, chain = writer_with_chain(lambda r: False)
+    writer.write(batch_of(rows(3)))
+    fake.outages = 1
+    second = batch_of(rows(6)[3:])
+    with pytest.raises(WriteFailed):
+        writer.write(second)
+    writer.write(second)  # the retry
+    writer.write(batch_of(rows(6)))  # a replay of everything: all stored already
+    assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
+    assert max(h.seq for h in chain.changed().values()) == 6
