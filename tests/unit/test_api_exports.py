@@ -48,7 +48,7 @@ def test_csv_is_rfc4180_and_parses_back() -> None:
     assert rows[0] == list(COLUMNS)
     first = dict(zip(COLUMNS, rows[1], strict=True))
     assert first["occurred_at"] == "2025-12-02T12:00:00.123Z"
-    assert first["resource_name"] == "'=HYPERLINK(\"http://x\")"
+    assert first["resource_name"] == '\'=HYPERLINK("http://x")'
     assert first["latitude"] == "-74.01"
     assert first["longitude"] == ""
     assert orjson.loads(first["changes"]) == [
@@ -90,7 +90,11 @@ def test_jsonl_xlsx_parquet_parse_back(tmp_path: Path) -> None:
     assert table.column_names == list(COLUMNS)
     first = table.to_pylist()[0]
     assert first["occurred_at"].isoformat() == "2025-12-02T12:00:00.123000+00:00"
-    assert first["changes"][1] == {"field": "note", "old": '"a,b"', "new": '"line1\\nline2 \\"q\\""'}
+    assert first["changes"][1] == {
+        "field": "note",
+        "old": '"a,b"',
+        "new": '"line1\\nline2 \\"q\\""',
+    }
 
 
 def test_empty_files_have_their_columns(tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ def test_trend_buckets_are_filled_with_zeros() -> None:
     hour = q.to_ms(datetime(2026, 11, 30, 23, tzinfo=UTC))
     points = q.filled([(hour, 7)], f, q.Interval.HOUR)
     assert [(p.hour, n) for p, n in points] == [(22, 0), (23, 7), (0, 0), (1, 0)]
-    week = q.filled([], _filters(start=datetime(2026, 11, 4, tzinfo=UTC),
-                                 end=datetime(2026, 11, 20, tzinfo=UTC)), q.Interval.WEEK)  # fmt: skip
+    weeks = _filters(
+        start=datetime(2026, 11, 4, tzinfo=UTC), end=datetime(2026, 11, 20, tzinfo=UTC)
+    )
+    week = q.filled([], weeks, q.Interval.WEEK)
     assert [p.date().isoformat() for p, _ in week] == ["2026-11-02", "2026-11-09", "2026-11-16"]
