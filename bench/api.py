@@ -102,6 +102,15 @@ def main() -> None:
         try:
             with httpx.Client(base_url=server.url, timeout=120,
                               headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
+                some = client.get("/v1/events", params={**week, "actor_id": "usr_42"}).json()
+                if some["data"]:
+                    event = some["data"][-1]
+                    entity = event["entity"]
+                    cases += [
+                        ("event detail (by id, no range)", f"/v1/events/{event['event_id']}", {}),
+                        ("entity timeline (400 days)",
+                         f"/v1/entities/{entity['type']}/{entity['id']}/timeline", {}),
+                    ]  # fmt: skip
                 print(f"{'request':40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
                 for name, path, params in cases:
                     _measure(client, path, params, 2)  # warm-up
