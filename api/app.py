@@ -76,14 +76,14 @@ class Context:
         return tuple(self.run(query).result_rows[0])
 
     def iter_rows(self, tenant: str, f: q.Filters, sort: q.Sort) -> Iterator[q.EventRow]:
-        """Every matching row, in keyset steps of ``EXPORT_CHUNK`` (bounded memory)."""
+        """Every matching row, in keyset steps of ``chunk`` rows (bounded memory)."""
         cursor: q.Cursor | None = None
         while True:
-            rows = self.events(q.page(self.database, tenant, f, sort, q.EXPORT_CHUNK - 1, cursor))
-            yield from rows
-            if len(rows) < q.EXPORT_CHUNK:
+            rows = self.events(q.page(self.database, tenant, f, sort, self.chunk, cursor))
+            yield from rows[: self.chunk]
+            if len(rows) <= self.chunk:  # page() reads one row more than asked
                 return
-            cursor = rows[-1].cursor(sort, f)
+            cursor = rows[self.chunk - 1].cursor(sort, f)
 
 
 @dataclass(frozen=True)

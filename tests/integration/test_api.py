@@ -584,15 +584,18 @@ def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_pat
     )
     settings = ClickHouseSettings(dsn=f"chdb://{embedded.path}", database=database)
     analyst = store.open_analyst(settings)
+    steps: list[int] = []
     ctx = Context(
         api=ApiSettings(), database=database,
-        sessions=lambda: contextlib.nullcontext(analyst),
+        sessions=lambda: (steps.append(1), contextlib.nullcontext(analyst))[1],
         tokens=TokenStore(tmp_path / "t.json"), jobs=Jobs(tmp_path / "exports"), chunk=7,
     )  # fmt: skip
     f = build_filters(now=datetime.now(UTC) + timedelta(seconds=1), default_days=1, max_days=2)
     try:
         for sort in (Sort.NEWEST, Sort.OLDEST):
+            steps.clear()
             ids = [r.event_id for r in ctx.iter_rows("acme", f, sort)]
+            assert len(steps) == 10  # 66 rows: nine full steps of 7, and the last 3
             expected = {str(r[0]) for r in embedded.query(
                 f"SELECT event_id FROM {database}.audit_events WHERE tenant_id = 'acme'"
             ).result_rows}  # fmt: skip
