@@ -114,3 +114,9 @@ def test_trend_buckets_are_filled_with_zeros() -> None:
     )
     week = q.filled([], weeks, q.Interval.WEEK)
     assert [p.date().isoformat() for p, _ in week] == ["2026-11-02", "2026-11-09", "2026-11-16"]
+
+
+def test_ip_filter_is_normalised_like_stored_addresses() -> None:
+    assert _filters(ip="::ffff:203.0.113.9").ip == "203.0.113.9"
+    assert _filters(ip="2001:DB8::1").ip == "2001:db8::1"
+    assert _filters(ip="h:1f2e3d").ip == "h:1f2e3d"  # a hashed address, as sent
