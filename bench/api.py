@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,12 +69,55 @@ def _measure(client: httpx.Client, path: str, params: dict[str, str], repeat: in
     return times
 
 
+def _ingest(writer: object, seconds: float, load: Callable[[], None] | None) -> list[float]:
+    """Insert a 2,000-row batch every 0.2 s (the sink's shape) for ``seconds``, with ``load``
+    running on another thread meanwhile; returns each insert's latency in ms."""
+    stop = threading.Event()
+    loader = None
+    if load is not None:
+
+        def keep_loading() -> None:
+            while not stop.is_set():
+                load()
+
+        loader = threading.Thread(target=keep_loading, daemon=True)
+        loader.start()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        batch = [
+            [uuid.uuid4(), "tenant_ingest", now, now, f"usr_{i % 50}", "update"]
+            for i in range(2000)
+        ]
+        began = time.perf_counter()
+        writer.insert("audit_events", batch, column_names=INGEST_COLUMNS)  # type: ignore[attr-defined]
+        latencies.append((time.perf_counter() - began) * 1000)
+        time.sleep(max(0.0, 0.2 - (time.perf_counter() - began)))
+    stop.set()
+    if loader is not None:
+        loader.join(60)
+    return latencies
+
+
+INGEST_COLUMNS = ["event_id", "tenant_id", "occurred_at", "received_at", "actor_id", "action"]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument(
+        "--ingest-seconds", type=float, default=20.0,
+        help="Insert latency alone, then under API load, this long each.",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -118,6 +164,18 @@ def main() -> None:
                     p95 = times[max(0, int(len(times) * 0.95) - 1)]
                     print(f"{name:40} {statistics.median(times):8.1f} {p95:8.1f} "
                           f"{times[-1]:8.1f}")  # fmt: skip
+                if args.ingest_seconds > 0:
+
+                    def api_load() -> None:
+                        for _, path, params in cases:
+                            client.get(path, params=params)
+
+                    alone = _ingest(writer, args.ingest_seconds, None)
+                    loaded = _ingest(writer, args.ingest_seconds, api_load)
+                    print(f"{'insert of 2,000 rows':40} {'p50 ms':>8} {'p99 ms':>8}")
+                    for label, lat in (("alone", alone), ("while the API is queried", loaded)):
+                        print(f"{label:40} {statistics.median(lat):8.1f} "
+                              f"{_quantile(lat, 0.99):8.1f}")  # fmt: skip
         finally:
             server.stop()
             pool.close()
