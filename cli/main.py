@@ -292,6 +292,14 @@ from auditstream.cli.export import export_command, verify_export_command  # noqa
 cli.add_command(export_command)
 cli.add_command(verify_export_command)
 
+from auditstream.cli.serve import serve  # noqa: E402
+
+cli.add_command(serve)
+
+from auditstream.cli.tokens import tokens  # noqa: E402
+
+cli.add_command(tokens)
+
 
 def main() -> None:
     cli(prog_name="auditstream")
