@@ -85,6 +85,9 @@ class Topics:
     alerts: str = "security.alerts"
     repeats: str = "audit.events.repeats"
     """Records of events dropped as repeats (docs/decisions/0001-accounting-contract.md)."""
+    replays: str = "audit.events.replays"
+    """Which dead letters ``auditstream dlq replay`` sent back to the raw topic (compacted,
+    written in the same transaction as the replayed messages: ``ops/dlq.py``)."""
     partitions: int = 6
     replication_factor: int | None = None
     """Replicas of every topic we create, ours and Faust's (``AUDITSTREAM_REPLICATION_FACTOR``);
@@ -99,6 +102,7 @@ class Topics:
             dead_letter=prefix + self.dead_letter,
             alerts=prefix + self.alerts,
             repeats=prefix + self.repeats,
+            replays=prefix + self.replays,
         )
 
 
@@ -173,6 +177,36 @@ class NormalizerSettings:
     """... or those read within this long after the first (``stream_jobs.normalizer``)."""
 
 
+ROLE_METRICS_PORTS = {"normalizer": 9181, "worker": 9182, "sink": 9183}
+"""Default ports of each service's ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where each service serves ``/metrics``, ``/healthz`` and ``/readyz`` (``ops/health``).
+
+    ``AUDITSTREAM_METRICS_HOST`` (default loopback; ``0.0.0.0`` in a container),
+    ``AUDITSTREAM_<ROLE>_METRICS_PORT`` (``0``: any free port, ``off``: none). Each service
+    records the address it got in ``AUDITSTREAM_HOME/services/<role>.json``."""
+
+    host: str = "127.0.0.1"
+    ports: tuple[tuple[str, int | None], ...] = tuple(ROLE_METRICS_PORTS.items())
+
+    def port(self, role: str) -> int | None:
+        return dict(self.ports).get(role)
+
+
+def _metrics_port(env: Mapping[str, str], role: str) -> int | None:
+    name = f"AUDITSTREAM_{role.upper()}_METRICS_PORT"
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "off":
+        return None
+    port = _int(env, name, ROLE_METRICS_PORTS[role], 0)
+    if port > 65535:
+        raise ConfigError(f"{name}={port} is not a TCP port (0-65535, or off)")
+    return port
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -185,6 +219,9 @@ class Settings:
     """TOML file with per-tenant detector settings (None: built-in defaults)."""
     anomaly_model: Path | None = None
     """Anomaly model file from ``auditstream model train`` (None: anomaly scoring off)."""
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log_format: str = "text"
+    """``AUDITSTREAM_LOG_FORMAT``: ``text`` or ``json`` (one JSON object a line)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -241,6 +278,13 @@ class Settings:
             max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
             instance=instance,
         )
+        log_format = (env.get("AUDITSTREAM_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"AUDITSTREAM_LOG_FORMAT={log_format!r}: use text or json")
+        metrics = MetricsSettings(
+            host=env.get("AUDITSTREAM_METRICS_HOST") or "127.0.0.1",
+            ports=tuple((role, _metrics_port(env, role)) for role in ROLE_METRICS_PORTS),
+        )
         return cls(
             home=home,
             kafka=kafka,
@@ -254,4 +298,6 @@ class Settings:
             anomaly_model=Path(env["AUDITSTREAM_ANOMALY_MODEL"])
             if env.get("AUDITSTREAM_ANOMALY_MODEL")
             else None,
+            metrics=metrics,
+            log_format=log_format,
         )

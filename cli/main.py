@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditstream.config import ConfigError, Settings
+from auditstream.ops import logs
 
 console = Console()
 err = Console(stderr=True)
@@ -27,6 +28,7 @@ def _settings() -> Settings:
         err.print("[red]configuration error:[/red]", escape(str(exc)))
         sys.exit(2)
     make_private(settings.home)  # a home made before umask 077, or by another tool
+    logs.configure(settings.log_format)
     return settings
 
 
@@ -139,7 +141,7 @@ def _topics_when_kafka_is_up(settings: Settings) -> None:
     topics.ensure_topics_patiently(
         settings.kafka.bootstrap_servers,
         settings.topics,
-        say=lambda line: click.echo(line, err=True),
+        say=lambda line: logs.say(line, err=True),
         security=settings.kafka.security.librdkafka(),
     )
 
@@ -170,7 +172,7 @@ def normalizer() -> None:
     settings = _settings()
     _topics_when_kafka_is_up(settings)
     try:
-        loop.run(settings, say=lambda line: click.echo(line))
+        loop.run(settings, say=logs.say)
     except loop.NormalizerError as exc:
         err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)

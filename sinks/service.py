@@ -196,6 +196,9 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     for handler in logging.getLogger().handlers:  # other libraries' retry warnings, bounded
         handler.addFilter(RateLimitFilter())
+    from auditstream.ops.observe import observe_sink
+
+    observed = observe_sink(settings, loops, [s.spec.name for s in loop_specs(settings)])
     built, server = build(settings, stopping=stopping)
     loops.extend(built)
     if stopping.is_set():
@@ -219,7 +222,14 @@ def run(settings: Settings) -> None:
     if server is not None:
         server.start()
     if loops:
-        log.info("sink running -> %s", settings.clickhouse.database)
+        from auditstream.ops.logs import say
+
+        say(
+            f"sink: Kafka at {settings.kafka.bootstrap_servers}, store {where(settings.clickhouse)}"
+            f" (database {settings.clickhouse.database}), writing "
+            + ", ".join(f"{s.topic} -> {s.spec.name}" for s in loop_specs(settings)),
+            err=True,
+        )
     try:
         while any(t.is_alive() for t in threads):
             for thread in threads:
@@ -227,5 +237,6 @@ def run(settings: Settings) -> None:
     finally:
         if server is not None:
             server.stop()
+        observed()
     if failures:
         raise RuntimeError("a sink loop failed; see the log above") from failures[0]

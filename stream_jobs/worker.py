@@ -51,7 +51,34 @@ def tune_gc() -> None:
 
 def run(settings: Settings, loglevel: str = "warning") -> None:
     """Run the worker in the foreground until SIGINT / SIGTERM."""
-    app = build(settings)
+    from auditstream.ops.logs import say
+    from auditstream.ops.observe import observe_worker
+
+    engine = build_engine(settings)
+    app = create_app(settings)
+    detect_stats = detect.register(app, settings, engine)
+    anomaly_stats = anomaly.register(app, settings)
     worker = Worker(app, loglevel=loglevel, quiet=True)
+    started: list[bool] = []
+    announce = app.on_startup_finished  # the Worker's own (it prints nothing when quiet)
+
+    async def on_started() -> None:
+        started.append(True)
+        if announce is not None:
+            await announce()
+
+    app.on_startup_finished = on_started
+    observed = observe_worker(settings, detect_stats, anomaly_stats, lambda: bool(started))
+    say(
+        f"worker: Kafka at {settings.kafka.bootstrap_servers}, reading "
+        f"{settings.topics.normalized} as group {app.conf.id}, alerts to "
+        f"{settings.topics.alerts}; detectors from "
+        f"{settings.detectors_config or 'the built-in defaults'}, anomaly model "
+        f"{settings.anomaly_model or 'off'}",
+        err=True,
+    )
     tune_gc()
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        observed()
