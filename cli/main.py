@@ -278,6 +278,10 @@ from auditstream.cli.reconcile import reconcile_command  # noqa: E402
 
 cli.add_command(reconcile_command)
 
+from auditstream.cli.run import run_command  # noqa: E402
+
+cli.add_command(run_command)
+
 
 def main() -> None:
     cli(prog_name="auditstream")

@@ -150,17 +150,9 @@ def serve(
                 exc.strerror or exc,
                 role.upper(),
             )
-    path = record_path(settings, role)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "role": role,
-        "pid": os.getpid(),
-        "started_at": time.time(),
-        "metrics": None if server is None else server.address,
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    tmp.replace(path)
+    record_path(settings, role).unlink(missing_ok=True)  # a previous process's
+    services_dir(settings).mkdir(parents=True, exist_ok=True)
+    add_to_record(settings, role, metrics=None if server is None else server.address)
     if server is not None and say is not None:
         say(f"{role}: metrics and health at {server.address}/metrics, /healthz, /readyz")
     return server
@@ -174,3 +166,17 @@ def forget(settings: Settings, role: str, server: HealthServer | None) -> None:
     with contextlib.suppress(OSError, ValueError, KeyError):
         if json.loads(path.read_text())["pid"] == os.getpid():
             path.unlink()
+
+
+def add_to_record(settings: Settings, role: str, **fields: Any) -> None:
+    """Add fields to this process's service record, e.g. ``api="http://127.0.0.1:8080"``
+    once the sink serves the HTTP API: ``auditstream run`` and ``status`` print them."""
+    path = record_path(settings, role)
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        doc = {"role": role, "pid": os.getpid(), "started_at": time.time(), "metrics": None}
+    doc.update(fields)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)

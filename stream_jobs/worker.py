@@ -59,16 +59,7 @@ def run(settings: Settings, loglevel: str = "warning") -> None:
     detect_stats = detect.register(app, settings, engine)
     anomaly_stats = anomaly.register(app, settings)
     worker = Worker(app, loglevel=loglevel, quiet=True)
-    started: list[bool] = []
-    announce = app.on_startup_finished  # the Worker's own (it prints nothing when quiet)
-
-    async def on_started() -> None:
-        started.append(True)
-        if announce is not None:
-            await announce()
-
-    app.on_startup_finished = on_started
-    observed = observe_worker(settings, detect_stats, anomaly_stats, lambda: bool(started))
+    observed = observe_worker(settings, detect_stats, anomaly_stats, lambda: worker.started)
     say(
         f"worker: Kafka at {settings.kafka.bootstrap_servers}, reading "
         f"{settings.topics.normalized} as group {app.conf.id}, alerts to "
