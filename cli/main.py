@@ -282,6 +282,10 @@ from auditstream.cli.run import run_command  # noqa: E402
 
 cli.add_command(run_command)
 
+from auditstream.cli.dlq import dlq  # noqa: E402
+
+cli.add_command(dlq)
+
 
 def main() -> None:
     cli(prog_name="auditstream")
