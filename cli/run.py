@@ -99,6 +99,7 @@ def run(settings: Settings, keep_kafka: bool) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
     def nap(seconds: float) -> None:
         if stopping.wait(seconds):
             raise _Stopped
