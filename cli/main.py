@@ -286,6 +286,10 @@ from auditstream.cli.dlq import dlq  # noqa: E402
 
 cli.add_command(dlq)
 
+from auditstream.cli.status import status_command  # noqa: E402
+
+cli.add_command(status_command)
+
 
 def main() -> None:
     cli(prog_name="auditstream")
