@@ -97,7 +97,7 @@ def status_command(as_json: bool) -> None:
     if status.dead_letters_by_reason:
         console.print(
             table(
-                "dead letters by reason (stored)",
+                "dead letters by reason",
                 ["reason", "count"],
                 list(status.dead_letters_by_reason.items()),
                 [False, True],

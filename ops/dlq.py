@@ -254,6 +254,9 @@ def find(settings: Settings, ident: str, timeout: float = 30.0) -> DeadLetter | 
     consumer = _consumer(settings)
     topic = settings.topics.dead_letter
     try:
+        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+        if not lo <= o < hi:
+            return None
         consumer.assign([TopicPartition(topic, p, o)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
