@@ -44,6 +44,8 @@ REPLAY_REASON = REPLAY_PREFIX + "reason"
 REPLAY_AT = REPLAY_PREFIX + "at"
 CHUNK = 500
 """Dead letters per replay transaction."""
+METADATA_SECONDS = 10.0
+"""How long to wait for the cluster to describe a topic (Kafka down: one sentence then)."""
 
 
 class DlqError(RuntimeError):
@@ -169,7 +171,7 @@ def _read(settings: Settings, topic: str, since_ms: int | None, timeout: float) 
     """Every committed message of ``topic`` up to its end now (from ``since_ms`` if given)."""
     consumer = _consumer(settings)
     try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        meta = consumer.list_topics(topic, timeout=min(timeout, METADATA_SECONDS)).topics.get(topic)
         if meta is None or meta.error is not None:
             return
         starts: list[TopicPartition] = []
@@ -254,7 +256,9 @@ def find(settings: Settings, ident: str, timeout: float = 30.0) -> DeadLetter | 
     consumer = _consumer(settings)
     topic = settings.topics.dead_letter
     try:
-        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+        lo, hi = consumer.get_watermark_offsets(
+            TopicPartition(topic, p), timeout=min(timeout, METADATA_SECONDS)
+        )
         if not lo <= o < hi:
             return None
         consumer.assign([TopicPartition(topic, p, o)])
@@ -283,9 +287,9 @@ def find(settings: Settings, ident: str, timeout: float = 30.0) -> DeadLetter | 
 # -- the replay ledger -----------------------------------------------------------------------
 def ensure_ledger(settings: Settings) -> None:
     topic = settings.topics.replays
-    admin = AdminClient(settings.kafka.client_config())
+    admin = AdminClient({**settings.kafka.client_config(), "log_level": 0})
     try:
-        if topic in admin.list_topics(timeout=15).topics:
+        if topic in admin.list_topics(timeout=METADATA_SECONDS).topics:
             return
         rf = settings.topics.replication_factor or -1
         new = NewTopic(topic, 1, rf, config={"cleanup.policy": "compact"})

@@ -75,7 +75,8 @@ def group_lag(
                 lag = hi - (lo if at is None else max(at, lo))
                 out.append(PartitionLag(group, topic, tp.partition, at, hi, max(0, lag)))
     except KafkaException as exc:
-        raise LagError(f"cannot read consumer offsets from Kafka: {exc.args[0]}") from None
+        why = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
+        raise LagError(f"cannot read consumer offsets: {why}") from None
     finally:
         consumer.close()
     return out
