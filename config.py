@@ -70,6 +70,27 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+SECRETS = ("AUDITSTREAM_CLICKHOUSE_PASSWORD", "AUDITSTREAM_CLICKHOUSE_DSN", "KAFKA_SASL_PASSWORD")
+"""Settings that may instead name a file holding them (``<NAME>_FILE``: container secrets)."""
+
+
+def _with_secret_files(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``NAME_FILE=/run/secrets/x`` becomes ``NAME`` = that file's text (one trailing newline
+    dropped); setting both is refused."""
+    found: dict[str, str] = {}
+    for name in SECRETS:
+        path = env.get(name + "_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ConfigError(f"{name} and {name}_FILE are both set: use one")
+        try:
+            found[name] = Path(path).read_text().removesuffix("\n").removesuffix("\r")
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
+    return {**env, **found} if found else env
+
+
 def _host_instance() -> str:
     """The host name as an instance name (letters, digits, - _ . only)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:100] or "0"
@@ -147,6 +168,9 @@ class ClickHouseSettings:
     alert_retention_days: int = 730
     batch_max_rows: int = 20_000
     batch_max_seconds: float = 1.0
+    password: str | None = field(default=None, repr=False)
+    """``AUDITSTREAM_CLICKHOUSE_PASSWORD`` (or ``_FILE``): the server's password, kept out of
+    the DSN (a password in the DSN is used when this is unset)."""
 
     @property
     def embedded(self) -> bool:
@@ -225,7 +249,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = _with_secret_files(os.environ if env is None else env)
         home = Path(env.get("AUDITSTREAM_HOME") or Path.cwd() / ".auditstream").resolve()
         local = LocalKafka(
             home=home / "kafka",
@@ -262,6 +286,7 @@ class Settings:
             alert_retention_days=_retention(env, "AUDITSTREAM_ALERT_RETENTION_DAYS", 730),
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
+            password=env.get("AUDITSTREAM_CLICKHOUSE_PASSWORD") or None,
         )
         topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
         topics = replace(

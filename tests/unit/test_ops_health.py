@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from auditstream.config import ConfigError, Settings
@@ -103,3 +104,43 @@ def test_json_log_lines(capsys: object) -> None:
     doc = json.loads(err)
     assert doc["message"] == "sink: Kafka at 127.0.0.1:9092"
     assert doc["level"] == "info"
+
+
+def test_secrets_from_files(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    settings = Settings.from_env(
+        {
+            "AUDITSTREAM_HOME": str(tmp_path),
+            "AUDITSTREAM_CLICKHOUSE_DSN": "http://auditstream@clickhouse:8123",
+            "AUDITSTREAM_CLICKHOUSE_PASSWORD_FILE": str(secret),
+        }
+    )
+    assert settings.clickhouse.password == "s3cret"
+    assert "s3cret" not in repr(settings)
+    for env, says in (
+        ({"AUDITSTREAM_CLICKHOUSE_PASSWORD_FILE": str(tmp_path / "none")}, "cannot read it"),
+        (
+            {"KAFKA_SASL_PASSWORD": "x", "KAFKA_SASL_PASSWORD_FILE": str(secret)},
+            "both set",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            Settings.from_env({"AUDITSTREAM_HOME": str(tmp_path), **env})
+
+
+def test_healthcheck_needs_a_live_healthy_service(tmp_path: Path) -> None:
+    from auditstream.ops.healthcheck import check
+
+    settings = Settings.from_env(
+        {"AUDITSTREAM_HOME": str(tmp_path), "AUDITSTREAM_SINK_METRICS_PORT": "0"}
+    )
+    assert "no service is running" in (check(settings) or "")
+    alive: dict[str, str | None] = {"why": None}
+    server = health.serve(settings, "sink", health.Health(lambda: alive["why"]))
+    try:
+        assert check(settings) is None
+        alive["why"] = "stuck"
+        assert "sink" in (check(settings) or "")
+    finally:
+        health.forget(settings, "sink", server)
