@@ -49,3 +49,21 @@ def say(line: str, err: bool = False, logger: str = "auditstream") -> None:
         line = JsonFormatter().format(record)
     stream.write(line + "\n")
     stream.flush()
+
+
+def dict_config(level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` with the JSON formatter, for frameworks that set
+    logging up themselves (Faust's worker)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["default"]},
+    }
