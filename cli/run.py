@@ -87,8 +87,31 @@ def _records_ready(settings: Settings) -> bool:
     return all(health.read_record(settings, role) is not None for role in ROLES)
 
 
+def already_running(settings: Settings) -> str | None:
+    """Why a second run on this home must not start (the store admits one owner), or None."""
+    try:
+        pid = int(json.loads(state_path(settings).read_text())["pid"])
+        os.kill(pid, 0)
+        return f"auditstream run is already running on {settings.home} (pid {pid})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for role in ROLES:
+        record = health.read_record(settings, role)
+        if record is not None:
+            return (
+                f"a {role} is already running on {settings.home} (pid {record['pid']}); "
+                "stop it first"
+            )
+    return None
+
+
 def run(settings: Settings, keep_kafka: bool) -> int:
     from auditstream.infra import kafka_local, topics
+
+    busy = already_running(settings)
+    if busy:
+        say(f"error: {busy}", err=True)
+        return 1
 
     stopping = threading.Event()
     received: list[int] = []

@@ -106,6 +106,17 @@ def test_run_status_metrics_restart_and_sigterm(env: Env, tmp_path: Path) -> Non
             assert audit.flush(30) == 0
         wait_for(lambda: env.scalar("SELECT count() FROM audit_events") == 40, what="stored")
 
+        second = subprocess.run(
+            [sys.executable, "-m", "auditstream.cli.main", "run"],
+            env={**os.environ, **env.vars},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert second.stderr.strip().startswith("error: auditstream run is already running")
+
         status = _status(env)
         assert [p["role"] for p in status["processes"]] == list(ROLES)
         assert all(p["running"] and p["alive"] for p in status["processes"]), status
