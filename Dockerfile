@@ -1,4 +1,4 @@
-# The auditstream processes: `auditstream worker`, `auditstream sink`, `auditstream sql`.
+# The auditstream processes: `auditstream normalizer`, `worker`, `sink`, `sql`.
 #
 #   docker build -t auditstream:local .          (docker-compose.yml builds it for you)
 #   docker run --rm auditstream:local --help
@@ -35,6 +35,12 @@ RUN pip install . \
 
 USER auditstream
 WORKDIR /var/lib/auditstream
+
+# Healthy while the service in this container answers /healthz (its address is in
+# AUDITSTREAM_HOME/services/<role>.json). A container running a one-off command has no
+# service: it reports unhealthy, harmlessly.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \
+    CMD ["python", "-m", "auditstream.ops.healthcheck"]
 
 ENTRYPOINT ["auditstream"]
 CMD ["--help"]

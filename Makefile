@@ -1,11 +1,11 @@
-# Two commands on a fresh machine:  `make demo`  and  `make test`.
+# Two commands on a fresh machine:  `make run`  and  `make test`.
 # Needs: Python 3.11, a Java 17+ runtime and Maven (for the local Kafka broker's jars).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test unit integration lint typecheck bench clean
+.PHONY: setup run demo test unit integration lint typecheck bench clean
 
 setup: $(VENV)/.installed
 	$(BIN)/auditstream kafka fetch
@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+run: setup
+	$(BIN)/auditstream run
 
 demo: setup
 	$(BIN)/auditstream demo

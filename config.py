@@ -70,6 +70,27 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+SECRETS = ("AUDITSTREAM_CLICKHOUSE_PASSWORD", "AUDITSTREAM_CLICKHOUSE_DSN", "KAFKA_SASL_PASSWORD")
+"""Settings that may instead name a file holding them (``<NAME>_FILE``: container secrets)."""
+
+
+def _with_secret_files(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``NAME_FILE=/run/secrets/x`` becomes ``NAME`` = that file's text (one trailing newline
+    dropped); setting both is refused."""
+    found: dict[str, str] = {}
+    for name in SECRETS:
+        path = env.get(name + "_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ConfigError(f"{name} and {name}_FILE are both set: use one")
+        try:
+            found[name] = Path(path).read_text().removesuffix("\n").removesuffix("\r")
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
+    return {**env, **found} if found else env
+
+
 def _host_instance() -> str:
     """The host name as an instance name (letters, digits, - _ . only)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:100] or "0"
@@ -87,6 +108,9 @@ class Topics:
     """Records of events dropped as repeats (docs/decisions/0001-accounting-contract.md)."""
     checkpoints: str = "audit.checkpoints"
     """Signed chain heads and retention changes (docs/decisions/0005-tamper-evidence.md)."""
+    replays: str = "audit.events.replays"
+    """Which dead letters ``auditstream dlq replay`` sent back to the raw topic (compacted,
+    written in the same transaction as the replayed messages: ``ops/dlq.py``)."""
     partitions: int = 6
     replication_factor: int | None = None
     """Replicas of every topic we create, ours and Faust's (``AUDITSTREAM_REPLICATION_FACTOR``);
@@ -102,6 +126,7 @@ class Topics:
             alerts=prefix + self.alerts,
             repeats=prefix + self.repeats,
             checkpoints=prefix + self.checkpoints,
+            replays=prefix + self.replays,
         )
 
 
@@ -146,6 +171,9 @@ class ClickHouseSettings:
     alert_retention_days: int = 730
     batch_max_rows: int = 20_000
     batch_max_seconds: float = 1.0
+    password: str | None = field(default=None, repr=False)
+    """``AUDITSTREAM_CLICKHOUSE_PASSWORD`` (or ``_FILE``): the server's password, kept out of
+    the DSN (a password in the DSN is used when this is unset)."""
 
     @property
     def embedded(self) -> bool:
@@ -174,6 +202,36 @@ class NormalizerSettings:
     """A transaction covers at most this many raw messages ..."""
     transaction_max_seconds: float = 0.1
     """... or those read within this long after the first (``stream_jobs.normalizer``)."""
+
+
+ROLE_METRICS_PORTS = {"normalizer": 9181, "worker": 9182, "sink": 9183}
+"""Default ports of each service's ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where each service serves ``/metrics``, ``/healthz`` and ``/readyz`` (``ops/health``).
+
+    ``AUDITSTREAM_METRICS_HOST`` (default loopback; ``0.0.0.0`` in a container),
+    ``AUDITSTREAM_<ROLE>_METRICS_PORT`` (``0``: any free port, ``off``: none). Each service
+    records the address it got in ``AUDITSTREAM_HOME/services/<role>.json``."""
+
+    host: str = "127.0.0.1"
+    ports: tuple[tuple[str, int | None], ...] = tuple(ROLE_METRICS_PORTS.items())
+
+    def port(self, role: str) -> int | None:
+        return dict(self.ports).get(role)
+
+
+def _metrics_port(env: Mapping[str, str], role: str) -> int | None:
+    name = f"AUDITSTREAM_{role.upper()}_METRICS_PORT"
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "off":
+        return None
+    port = _int(env, name, ROLE_METRICS_PORTS[role], 0)
+    if port > 65535:
+        raise ConfigError(f"{name}={port} is not a TCP port (0-65535, or off)")
+    return port
 
 
 @dataclass(frozen=True)
@@ -221,10 +279,13 @@ class Settings:
     """Anomaly model file from ``auditstream model train`` (None: anomaly scoring off)."""
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log_format: str = "text"
+    """``AUDITSTREAM_LOG_FORMAT``: ``text`` or ``json`` (one JSON object a line)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = _with_secret_files(os.environ if env is None else env)
         home = Path(env.get("AUDITSTREAM_HOME") or Path.cwd() / ".auditstream").resolve()
         local = LocalKafka(
             home=home / "kafka",
@@ -261,6 +322,7 @@ class Settings:
             alert_retention_days=_retention(env, "AUDITSTREAM_ALERT_RETENTION_DAYS", 730),
             batch_max_rows=_int(env, "AUDITSTREAM_SINK_BATCH_ROWS", 20_000, 1),
             batch_max_seconds=_float(env, "AUDITSTREAM_SINK_BATCH_SECONDS", 1.0),
+            password=env.get("AUDITSTREAM_CLICKHOUSE_PASSWORD") or None,
         )
         topics = Topics().with_prefix(env.get("AUDITSTREAM_TOPIC_PREFIX", ""))
         topics = replace(
@@ -285,6 +347,13 @@ class Settings:
             max_range_days=_int(env, "AUDITSTREAM_API_MAX_RANGE_DAYS", 400, 1),
             export_job_rows=_int(env, "AUDITSTREAM_API_EXPORT_JOB_ROWS", 100_000, 1),
         )
+        log_format = (env.get("AUDITSTREAM_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"AUDITSTREAM_LOG_FORMAT={log_format!r}: use text or json")
+        metrics = MetricsSettings(
+            host=env.get("AUDITSTREAM_METRICS_HOST") or "127.0.0.1",
+            ports=tuple((role, _metrics_port(env, role)) for role in ROLE_METRICS_PORTS),
+        )
         return cls(
             home=home,
             kafka=kafka,
@@ -305,4 +374,6 @@ class Settings:
                 else None,
             ),
             api=api,
+            metrics=metrics,
+            log_format=log_format,
         )

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -30,12 +30,27 @@ class PipelineError(RuntimeError):
     """A pipeline process did not start or stop as expected."""
 
 
+def _own_group() -> None:
+    """In a child: a process group of its own (a terminal's Ctrl-C reaches the supervisor
+    only, which then stops the children upstream first) and, on Linux, SIGTERM when the
+    supervisor dies, so no child outlives it holding the store."""
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class Pipeline:
     env: Mapping[str, str]
     settings: Settings
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    supervised: bool = False
+    """Children in process groups of their own, stopped when this process dies
+    (``auditstream run``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Pipeline:
@@ -60,6 +75,7 @@ class Pipeline:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_own_group if self.supervised else None,
         )
 
     def wait_sink_ready(self, timeout: float = 60.0) -> None:
@@ -119,6 +135,92 @@ class Pipeline:
             self.stop(role)
         for role in list(self.procs):
             self.stop(role)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before restarting a child that exited: ``first`` doubling up to ``most``; a child
+    that ran ``reset_after`` seconds before it exited starts again from ``first``."""
+
+    first: float = 1.0
+    most: float = 30.0
+    reset_after: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.most, self.first * 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class ChildState:
+    started_at: float | None = None
+    restarts: int = 0
+    failures: int = 0
+    """Exits in a row, each after less than ``Backoff.reset_after`` of running."""
+    due: float | None = None
+    """When to start it again (monotonic clock), while it is down."""
+    last_exit: int | None = None
+
+
+class ConfigurationExit(PipelineError):
+    """A child exited with status 2 (a configuration error): restarting cannot fix that."""
+
+
+class Supervisor:
+    """Keeps the pipeline's children running: one that exits is started again after a
+    ``Backoff`` delay (``tick`` does one round; ``auditstream run`` calls it in a loop)."""
+
+    CONFIG_ERROR = 2
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        say: Callable[[str], None],
+        backoff: Backoff = Backoff(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pipeline, self._say, self.backoff, self._clock = pipeline, say, backoff, clock
+        self.children = {role: ChildState() for role in ROLES}
+
+    def start_all(self) -> None:
+        for role in ROLES:
+            self._start(role)
+
+    def _start(self, role: str) -> None:
+        self.pipeline.start(role)
+        state = self.children[role]
+        state.started_at, state.due = self._clock(), None
+
+    def tick(self) -> None:
+        now = self._clock()
+        for role in ROLES:
+            state = self.children[role]
+            proc = self.pipeline.procs.get(role)
+            if proc is None:
+                if state.due is not None and now >= state.due:
+                    state.restarts += 1
+                    self._start(role)
+                    self._say(f"{role} restarted (restart {state.restarts})")
+                continue
+            code = proc.poll()
+            if code is None:
+                continue
+            self.pipeline.stop(role)  # closes its log
+            state.last_exit = code
+            log = self.pipeline.log_path(role)
+            if code == self.CONFIG_ERROR:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+                raise ConfigurationExit(f"the {role} refused its configuration: {tail[0]}")
+            ran = now - (state.started_at if state.started_at is not None else now)
+            state.failures = 1 if ran >= self.backoff.reset_after else state.failures + 1
+            delay = self.backoff.delay(state.failures)
+            state.due = now + delay
+            self._say(f"{role} exited with {code}; restarting it in {delay:.0f} s (log: {log})")
+
+    def pids(self) -> dict[str, int | None]:
+        return {
+            role: (p.pid if (p := self.pipeline.procs.get(role)) is not None else None)
+            for role in ROLES
+        }
 
 
 @contextlib.contextmanager

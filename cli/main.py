@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditstream.config import ConfigError, Settings
+from auditstream.ops import logs
 
 console = Console()
 err = Console(stderr=True)
@@ -30,6 +31,7 @@ def _settings(service: bool = False) -> Settings:
         sys.exit(2)
     if service:
         make_private(settings.home)
+    logs.configure(settings.log_format)
     return settings
 
 
@@ -142,7 +144,7 @@ def _topics_when_kafka_is_up(settings: Settings) -> None:
     topics.ensure_topics_patiently(
         settings.kafka.bootstrap_servers,
         settings.topics,
-        say=lambda line: click.echo(line, err=True),
+        say=lambda line: logs.say(line, err=True),
         security=settings.kafka.security.librdkafka(),
     )
 
@@ -173,7 +175,7 @@ def normalizer() -> None:
     settings = _settings(service=True)
     _topics_when_kafka_is_up(settings)
     try:
-        loop.run(settings, say=lambda line: click.echo(line))
+        loop.run(settings, say=logs.say)
     except loop.NormalizerError as exc:
         err.print("[red]error:[/red]", escape(str(exc)))
         sys.exit(1)
@@ -299,6 +301,18 @@ cli.add_command(serve)
 from auditstream.cli.tokens import tokens  # noqa: E402
 
 cli.add_command(tokens)
+
+from auditstream.cli.run import run_command  # noqa: E402
+
+cli.add_command(run_command)
+
+from auditstream.cli.dlq import dlq  # noqa: E402
+
+cli.add_command(dlq)
+
+from auditstream.cli.status import status_command  # noqa: E402
+
+cli.add_command(status_command)
 
 
 def main() -> None:

@@ -95,6 +95,9 @@ class SinkStats:
     missing_source: int = 0
     """Rows stored without the ``auditstream.source.*`` headers (raw position unknown)."""
     batches: int = 0
+    writes: int = 0
+    write_seconds: float = 0.0
+    """Successful writes and their time, summed (``ops.metrics``)."""
     failed_writes: int = 0
     failed_commits: int = 0
     dropped_on_revoke: int = 0
@@ -424,6 +427,8 @@ class SinkLoop:
                 self._write_failed(exc)
                 return
             self.stats.last_write = result
+            self.stats.writes += 1
+            self.stats.write_seconds += result.seconds
             self.stats.inserted += result.inserted
             self.stats.already_stored += result.already_stored
             self.stats.repeats += result.repeats

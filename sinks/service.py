@@ -267,6 +267,9 @@ def run(settings: Settings, *, api_required: bool = False) -> None:
     signal.signal(signal.SIGINT, stop)
     for handler in logging.getLogger().handlers:  # other libraries' retry warnings, bounded
         handler.addFilter(LibraryLogFilter())
+    from auditstream.ops.observe import observe_sink
+
+    observed = observe_sink(settings, loops, [s.spec.name for s in loop_specs(settings)])
     built, server = build(settings, stopping=stopping)
     loops.extend(built)
     if stopping.is_set():
@@ -316,7 +319,14 @@ def run(settings: Settings, *, api_required: bool = False) -> None:
             server.stop()
             raise
     if loops:
-        log.info("sink running -> %s", settings.clickhouse.database)
+        from auditstream.ops.logs import say
+
+        say(
+            f"sink: Kafka at {settings.kafka.bootstrap_servers}, store {where(settings.clickhouse)}"
+            f" (database {settings.clickhouse.database}), writing "
+            + ", ".join(f"{s.topic} -> {s.spec.name}" for s in loop_specs(settings)),
+            err=True,
+        )
     try:
         while any(t.is_alive() for t in threads):
             for thread in threads:
@@ -331,5 +341,6 @@ def run(settings: Settings, *, api_required: bool = False) -> None:
             api.stop()
         if server is not None:
             server.stop()
+        observed()
     if failures:
         raise RuntimeError("a sink loop failed; see the log above") from failures[0]

@@ -171,6 +171,8 @@ def _open(settings: ClickHouseSettings, **options: Any) -> Any:
             return clickhouse_connect.get_client(
                 dsn=settings.dsn, **({"chdb_options": chdb_options} if chdb_options else {})
             )
+        if settings.password is not None:  # from a secret file, not the DSN
+            options["password"] = settings.password
         return clickhouse_connect.get_client(dsn=settings.dsn, **options)
     except Exception as exc:
         text = str(exc)

@@ -35,9 +35,16 @@ class Worker(faust.Worker):
     Without the spinner, the root logger stays at ``loglevel``.
     """
 
+    started = False
+    """True once every agent runs (tables recovered): the worker's ``/readyz``."""
+
     def on_setup_root_logger(self, logger: Any, level: int) -> None:
         self.spinner = None
         quiet_logs.install(list(logger.handlers))
+
+    async def on_startup_finished(self) -> None:
+        self.started = True
+        await super().on_startup_finished()
 
 
 class QuietMonitor(Monitor):

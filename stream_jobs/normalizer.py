@@ -262,6 +262,11 @@ class NormalizerStats:
     aborted_batches: int = 0
     producers_recreated: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    batch_count: int = 0
+    batch_seconds: float = 0.0
+    """Time from each filled batch to its settled transaction, summed (``ops.metrics``)."""
+    turned_at: float | None = None
+    """The loop's clock at its last turn (``/healthz``: a loop that stopped turning)."""
 
 
 class Processor:
@@ -497,6 +502,11 @@ class NormalizerLoop:
         self._consumer_refenced_at: float | None = None
 
     @property
+    def connected(self) -> bool:
+        """Both clients made (the broker answered ``init_transactions``)."""
+        return self._producer is not None and self._consumer is not None
+
+    @property
     def abandoned(self) -> int:
         """Producers left behind stuck in a call (``Result.STUCK``)."""
         return len(self._abandoned)
@@ -607,11 +617,13 @@ class NormalizerLoop:
 
     # -- one turn -------------------------------------------------------------------------
     def step(self, stop: Callable[[], bool]) -> None:
+        self.stats.turned_at = self._clock()
         if self._producer is not None:
             self._producer.poll(0)  # serve the producer's log lines and error callbacks
         batch = self.fill(stop)
         if not batch:
             return
+        began = self._clock()
         records = self._process(batch.messages)
         for index, msg in enumerate(batch.messages):
             marked = self._unproducible.get(_where(msg))
@@ -633,6 +645,8 @@ class NormalizerLoop:
         )
         self.settle(result, batch, records, stop)
         self._guard(result, batch)
+        self.stats.batch_count += 1
+        self.stats.batch_seconds += self._clock() - began
 
     def _guard(self, result: Result, batch: Batch) -> None:
         """Count aborts in a row for the same reason; after ``ABORTS_BEFORE_SPLIT``, halve
@@ -890,11 +904,16 @@ def run(settings: Settings, say: Callable[[str], None] = print) -> NormalizerSta
         say=say,
         limited=limited,
     )
+    from auditstream.ops.observe import observe_normalizer
+
+    observed = observe_normalizer(settings, loop)
     try:
         stats = loop.run(stopping.is_set)
     except _Stopped:
         loop.close()
         stats = loop.stats
+    finally:
+        observed()
     if loop.abandoned:
         # A producer left stuck in a librdkafka call: destroying it at interpreter exit
         # would block as well. Everything of ours is committed or aborted by now.

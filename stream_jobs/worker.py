@@ -51,7 +51,26 @@ def tune_gc() -> None:
 
 def run(settings: Settings, loglevel: str = "warning") -> None:
     """Run the worker in the foreground until SIGINT / SIGTERM."""
-    app = build(settings)
-    worker = Worker(app, loglevel=loglevel, quiet=True)
+    from auditstream.ops import logs
+    from auditstream.ops.observe import observe_worker
+
+    engine = build_engine(settings)
+    app = create_app(settings)
+    detect_stats = detect.register(app, settings, engine)
+    anomaly_stats = anomaly.register(app, settings)
+    logging_config = logs.dict_config(loglevel) if settings.log_format == "json" else None
+    worker = Worker(app, loglevel=loglevel, quiet=True, logging_config=logging_config)
+    observed = observe_worker(settings, detect_stats, anomaly_stats, lambda: worker.started)
+    logs.say(
+        f"worker: Kafka at {settings.kafka.bootstrap_servers}, reading "
+        f"{settings.topics.normalized} as group {app.conf.id}, alerts to "
+        f"{settings.topics.alerts}; detectors from "
+        f"{settings.detectors_config or 'the built-in defaults'}, anomaly model "
+        f"{settings.anomaly_model or 'off'}",
+        err=True,
+    )
     tune_gc()
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        observed()

@@ -45,6 +45,10 @@ class Env:
             "AUDITSTREAM_APP_ID": f"test-{run}",
             "AUDITSTREAM_PARTITIONS": "3",
             "AUDITSTREAM_SINK_BATCH_SECONDS": "0.3",
+            # metrics and health on free ports (each service records its own)
+            "AUDITSTREAM_NORMALIZER_METRICS_PORT": "0",
+            "AUDITSTREAM_WORKER_METRICS_PORT": "0",
+            "AUDITSTREAM_SINK_METRICS_PORT": "0",
             **(extra or {}),
         }
         self.settings = Settings.from_env(self.vars)

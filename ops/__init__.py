@@ -1,0 +1,1 @@
+"""Running the pipeline in production: supervision, status, metrics, health, logs, dead letters."""
