@@ -3,8 +3,9 @@
 The engine owns what detectors must not: per-tenant settings, enablement, the stable alert
 id, and repeat suppression (by event time, so a replay suppresses exactly as the first run
 did). For detectors with ``incidents`` it folds findings that continue one another into one
-incident: one alert id, re-sent only as the incident grows (``detectors/base.py``). It is pure like the detectors: the Faust agents in ``stream_jobs/detect.py`` give it an
-event and the key's state, and publish what it returns.
+incident: one alert id, re-sent only as the incident grows (``detectors/base.py``). It is
+pure like the detectors: the Faust agents in ``stream_jobs/detect.py`` give it an event and
+the key's state, and publish what it returns.
 """
 
 from __future__ import annotations

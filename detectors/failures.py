@@ -159,7 +159,9 @@ class FailedSignIns(Detector[FailureSettings]):
             chunk = counts[start : start + span]
             if sum(chunk) < settings.failures:
                 continue
-            hours = {(low + start + i) * self.bucket_ms // 3_600_000 for i, c in enumerate(chunk) if c}
+            hours = {
+                (low + start + i) * self.bucket_ms // 3_600_000 for i, c in enumerate(chunk) if c
+            }
             if len(hours) >= settings.min_hours:
                 return True
         return False

@@ -185,7 +185,7 @@ SPRAY_DEFAULT = SprayingSettings()
 
 def test_spraying_ten_actors_from_one_ip_alerts() -> None:
     events = [fail(m * 2, f"usr_{m}") for m in range(10)]
-    per_event, state = run(SPRAY, events, SPRAY_DEFAULT)
+    per_event, _state = run(SPRAY, events, SPRAY_DEFAULT)
     assert flat(per_event[:-1]) == []
     [finding] = per_event[-1]
     assert finding.severity is Severity.HIGH
