@@ -69,7 +69,8 @@ def test_25_separate_deletions_alert_as_before() -> None:
     events = [delete(i * 10, n=i) for i in range(25)]
     [finding] = run(events)
     assert finding.observations[0].observed == 25
-    assert finding.window_start == T0 and finding.window_end == events[-1].occurred_at
+    assert finding.window_start == T0
+    assert finding.window_end == events[-1].occurred_at
     assert "counting each request once" in finding.explanation
     assert run(events[:24]) == []
 
