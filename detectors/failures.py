@@ -11,8 +11,10 @@ Four rules, two shapes, two scopes:
 - ``slow_account_sign_in_failures`` / ``slow_source_sign_in_failures``: low and slow, at least
   ``failures`` failures within ``window_minutes`` (a day) spread over at least
   ``min_hours`` distinct clock hours, so an attacker staying under the burst rules is still
-  seen. The account rule leaves out failures from addresses the account has signed in from
-  successfully (a phone with a stale password retrying all day is not an attack).
+  seen. The account rule leaves out failures from addresses the account signs in from
+  successfully, before or after them (a phone with a stale password retrying all day, a user
+  mistyping on a new network, are not attacks); defaults 12 failures over at least 4 hours
+  within a day for an account, 30 for a source.
 
 Severities stay below brute force followed by a success (high): ``medium`` for bursts, ``low``
 for low and slow. A long attack is one incident (``incidents``; ``detectors/base.py``): one
@@ -75,7 +77,7 @@ class SourceBurstSettings(FailureSettings):
 
 
 class SlowAccountSettings(FailureSettings):
-    failures: int = Field(default=20, ge=2)
+    failures: int = Field(default=12, ge=2)
     window_minutes: float = Field(default=1440.0, gt=0, le=1440)
     min_hours: int = Field(default=4, ge=1, le=24)
 
@@ -113,6 +115,11 @@ class FailedSignIns(Detector[FailureSettings]):
             if self.slow and event.ip:  # an address this account really uses
                 known = [ip for ip in state.get("k", []) if ip != event.ip][-(MAX_KNOWN - 1) :]
                 state["k"] = [*known, event.ip]
+                # Its earlier failures were the user's own typing, not guessing.
+                state.get("b", {}).pop(event.ip, None)
+                run = state.get("r")
+                if run is not None and event.ip in run["o"]:
+                    run["n"] -= run["o"].pop(event.ip)
             return []
         if not is_failed_sign_in(event):
             return []
@@ -135,15 +142,27 @@ class FailedSignIns(Detector[FailureSettings]):
         bisect.insort(run["ev"], [now, str(event.event_id)])
         if len(run["ev"]) > MAX_EVIDENCE:
             del run["ev"][HEAD]  # keep the first and the latest: the same in any order
-        buckets: dict[str, int] = state.get("b", {})
+        # Counts per time slot, per source address for the slow account rule (so a later
+        # success from an address can take its failures back), else under one key.
+        per: dict[str, dict[str, int]] = state.get("b", {})
+        key = (event.ip or "-") if self.slow and self.scope is Scope.ACTOR else "*"
         slot = now // self.bucket_ms
         span = max(1, -(-window // self.bucket_ms))
-        buckets[str(slot)] = buckets.get(str(slot), 0) + 1
-        newest = max(int(k) for k in buckets)
-        state["b"] = {k: v for k, v in buckets.items() if int(k) > newest - 2 * span}
+        own = per.setdefault(key, {})
+        own[str(slot)] = own.get(str(slot), 0) + 1
+        newest = max(int(k) for counts in per.values() for k in counts)
+        kept = {
+            k: {s: n for s, n in counts.items() if int(s) > newest - 2 * span}
+            for k, counts in per.items()
+        }
+        state["b"] = {k: v for k, v in kept.items() if v}
         state["r"] = run
         if not run["hot"]:
-            run["hot"] = self._crossed(state["b"], slot, span, settings)
+            merged: dict[str, int] = {}
+            for counts in state["b"].values():
+                for s, n in counts.items():
+                    merged[s] = merged.get(s, 0) + n
+            run["hot"] = self._crossed(merged, slot, span, settings)
         if not run["hot"]:
             return []
         return [self._finding(event, run, settings)]

@@ -184,7 +184,7 @@ def test_low_and_slow_against_one_account_over_a_day() -> None:
     alerts = Harness(failures_only()).feed(events)
     assert {a.rule for a in alerts} == {"slow_account_sign_in_failures"}
     assert alerts[0].severity is Severity.LOW
-    assert alerts[0].observations[0].observed == 20
+    assert alerts[0].observations[0].observed == 12
 
 
 def test_low_and_slow_from_an_address_the_account_uses_is_quiet() -> None:
@@ -192,6 +192,21 @@ def test_low_and_slow_from_an_address_the_account_uses_is_quiet() -> None:
     home = "192.0.2.44"
     events = [ok(0, "usr_cfo", ip=home), *(fail(i * 1800, "usr_cfo", ip=home) for i in range(30))]
     assert Harness([SlowAccountSignInFailures()]).feed(events) == []
+
+
+def test_failures_taken_back_by_a_later_success_from_the_same_address() -> None:
+    # A user on a new network fails all morning, then gets it right there: not guessing.
+    new = "198.51.100.200"
+    events = [fail(i * 1800, "usr_cfo", ip=new) for i in range(11)]
+    h = Harness([SlowAccountSignInFailures()])
+    assert h.feed([*events, ok(11 * 1800, "usr_cfo", ip=new)]) == []
+    assert h.feed([fail(12 * 1800 + i, "usr_cfo", ip="203.0.113.9") for i in range(3)]) == []
+    # Without that success, the same failures and three more alert.
+    h = Harness([SlowAccountSignInFailures()])
+    [alert] = h.feed(
+        [*events, *(fail(12 * 1800 + i, "usr_cfo", ip="203.0.113.9") for i in range(3))]
+    )
+    assert alert.observations[0].observed == 12
 
 
 def test_low_and_slow_needs_several_hours() -> None:
