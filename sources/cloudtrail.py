@@ -106,8 +106,24 @@ def parse(text: str, options: Options) -> Parsed:
                 "mfa_used": extra.get("MFAUsed") if isinstance(extra, dict) else None,
             },
         }
+        policy = _policy(params if isinstance(params, dict) else {})
+        if action == "permission_change" and policy:
+            attach = not name.startswith(("Detach", "Delete", "Remove", "Revoke"))
+            event["changes"] = [
+                {
+                    "field": "policy",
+                    "old": None if attach else policy,
+                    "new": policy if attach else None,
+                }
+            ]
         out.events.append(clean(event))
     return out
+
+
+def _policy(params: dict[str, Any]) -> str | None:
+    """The policy a permission change attaches or removes (``AdministratorAccess``)."""
+    value = params.get("policyArn") or params.get("policyName")
+    return str(value).rsplit("/", 1)[-1] if value else None
 
 
 def _target(params: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

@@ -100,6 +100,14 @@ def parse(text: str, options: Options) -> Parsed:
                 "actor_id": record.get("actor_id"),
             },
         }
+        if "permission" in record or "old_permission" in record:
+            event["changes"] = [
+                {
+                    "field": "permission",
+                    "old": record.get("old_permission"),
+                    "new": record.get("permission"),
+                }
+            ]
         if country(location.get("country_code")):
             event["location"] = {"country": country(location.get("country_code"))}
         out.events.append(clean(event))

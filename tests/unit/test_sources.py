@@ -1,4 +1,4 @@
-"""Source adapters on samples of the vendors' real formats (tests/samples/adapters/)."""
+"""Source adapters on samples of the vendors' real formats (sources/samples/)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from auditstream.detectors.registry import default_detectors
 from auditstream.schemas.event import AuditEvent
 from auditstream.sources import FORMATS, Options, Parsed
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "adapters"
+SAMPLES = Path(__file__).resolve().parents[2] / "sources" / "samples"
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 FILES = {
     "sshd": "auth.log",
@@ -223,3 +223,14 @@ def test_ingest_refuses_an_unknown_zone() -> None:
     )
     assert result.exit_code == 2
     assert "not an IANA time zone" in result.output
+
+
+def test_eval_samples_raise_what_they_should() -> None:
+    from auditstream.simulation import adapters
+
+    detectors = default_detectors()
+    results = adapters.run(DetectionEngine(detectors, config.build({}, detectors)))
+    assert [r.format for r in results] == sorted(FILES, key=list(adapters.EXPECTED).index)
+    for r in results:
+        assert r.events > 0
+        assert (r.format, r.missed, r.unexpected) == (r.format, frozenset(), frozenset())
