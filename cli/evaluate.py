@@ -77,6 +77,34 @@ def render(console: Console, result: EvalResult) -> None:
             [False, False, True, True, False],
         )
     )
+    if result.samples:
+        console.print(
+            table(
+                "Real-format samples through their adapter and the detectors (sources/samples/)",
+                [
+                    "format",
+                    "events",
+                    "skipped",
+                    "expected alerts",
+                    "raised",
+                    "missed",
+                    "unexpected",
+                ],
+                [
+                    [
+                        r.format,
+                        r.events,
+                        r.skipped,
+                        len(r.expected),
+                        len(r.raised),
+                        ", ".join(f"{a} {b}" for a, b in sorted(r.missed)) or "-",
+                        ", ".join(f"{a} {b}" for a, b in sorted(r.unexpected)) or "-",
+                    ]
+                    for r in result.samples
+                ],
+                [False, True, True, True, True, False, False],
+            )
+        )
     rate = report.per_10k_actor_days
     by_rule = ", ".join(f"{r}: {n}" for r, n in report.false_positives_by_rule.items()) or "none"
     side = ", ".join(f"{r}: {n}" for r, n in report.side_effects_by_rule.items()) or "none"

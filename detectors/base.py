@@ -22,6 +22,15 @@ A detector
 
 Enablement, per-tenant settings, repeat suppression and alert ids are the engine's job
 (``detectors/engine.py``), never the detector's.
+
+A detector whose pattern can go on for hours (a password attack) sets ``incidents = True``
+and gives each finding a ``magnitude`` (failures, accounts). The engine then folds every
+finding of one rule and subject that continues within ``suppress_minutes`` of the last into
+one *incident*: one alert id for all of it (numbered per subject, so it does not depend on
+which event arrived first), its window the union of the findings' windows, and the alert
+re-sent with the same id only when the magnitude has doubled since it was last sent or the
+severity rose. Such a detector computes windows and explanations from the event times of
+its evidence, never from the arrival order, so the same events give the same alert.
 """
 
 from __future__ import annotations
@@ -90,6 +99,8 @@ class Finding:
     mitre: tuple[str, str] | None = None
     """Overrides the detector's (technique id, name)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    magnitude: float = 0.0
+    """How big it is (failures, accounts): an incident's alert is re-sent when it doubles."""
 
 
 class Detector(ABC, Generic[S]):
@@ -98,6 +109,8 @@ class Detector(ABC, Generic[S]):
     settings: ClassVar[type[DetectorSettings]] = DetectorSettings
     mitre: ClassVar[tuple[str, str]]
     """MITRE ATT&CK (technique id, technique name) of what this detector looks for."""
+    incidents: ClassVar[bool] = False
+    """Findings that continue one another are one alert, updated (module docstring)."""
 
     def wants(self, event: AuditEvent) -> bool:
         return True

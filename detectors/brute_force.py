@@ -171,10 +171,17 @@ class SprayingSettings(DetectorSettings):
 
 
 class PasswordSpraying(Detector[SprayingSettings]):
+    """Order-independent: failures are kept sorted by event time, the threshold is checked on
+    every window that holds the new failure (a late one can complete a window), and the alert
+    describes the run of failures (gaps under ``window_minutes``) from its own event times.
+    A spray that goes on is one incident (``incidents``): one id, re-sent as accounts double.
+    """
+
     name = "password_spraying"
     scope = Scope.IP
     settings = SprayingSettings
     mitre = ("T1110.003", "Brute Force: Password Spraying")
+    incidents = True
 
     def wants(self, event: AuditEvent) -> bool:
         return event.ip is not None and is_failed_sign_in(event)
@@ -189,33 +196,45 @@ class PasswordSpraying(Detector[SprayingSettings]):
         if event.ip is None or _allowed(event.ip, settings.allowed_networks):
             return []
         now = millis(event.occurred_at)
-        horizon = now - int(settings.window_minutes * 60_000)
-        # actor id -> [last failure millis, failures, last failure event id]
-        actors: dict[str, list[Any]] = {
-            a: v for a, v in state.get("a", {}).items() if v[0] > horizon
-        }
-        seen = actors.get(event.actor.id)
+        window = int(settings.window_minutes * 60_000)
+        run: dict[str, Any] | None = state.get("r")
+        if run is not None and now > run["e"] + window:
+            run = None  # quiet for a whole window: a new run
+        if run is not None and now < run["s"] - window:
+            return []  # far older than this run: reported (or not) with its own run
+        if run is None:
+            run = {"s": now, "e": now, "n": 0, "a": {}, "hot": False}
+        run["s"], run["e"], run["n"] = min(run["s"], now), max(run["e"], now), run["n"] + 1
+        actor = event.actor.id
+        seen = run["a"].get(actor)
+        entry = [now, str(event.event_id)]
         if seen is None:
-            actors[event.actor.id] = [now, 1, str(event.event_id)]
+            if len(run["a"]) < MAX_ACTORS:
+                run["a"][actor] = [1, *entry]
         else:
-            seen[1] += 1
-            if now >= seen[0]:
-                seen[0], seen[2] = now, str(event.event_id)
-        if len(actors) < settings.min_actors:
-            state["a"] = actors
+            seen[0] += 1
+            if entry < seen[1:]:
+                seen[1:] = entry  # each account's first failure, whatever the order
+        recent: list[list[Any]] = state.get("f", [])
+        bisect.insort(recent, [now, actor])
+        newest = max(recent[-1][0], now)
+        recent = [f for f in recent if f[0] > newest - 2 * window][-MAX_RECENT:]
+        state["f"], state["r"] = recent, run
+        if not run["hot"]:
+            run["hot"] = _spray_window(recent, now, window) >= settings.min_actors
+        if not run["hot"]:
             return []
-        state["a"] = {}  # start counting afresh; the engine suppresses repeats
-        return [self._finding(event, actors, settings)]
+        return [self._finding(event, run, settings)]
 
     def _finding(
-        self, event: AuditEvent, actors: dict[str, list[Any]], settings: SprayingSettings
+        self, event: AuditEvent, run: dict[str, Any], settings: SprayingSettings
     ) -> Finding:
-        entries = sorted(actors.values(), key=_at)
-        first = min(v[0] for v in entries)
-        attempts = sum(v[1] for v in entries)
+        actors: dict[str, list[Any]] = run["a"]
+        first, last, attempts = run["s"], run["e"], run["n"]
         names = sorted(actors)
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-        minutes = (millis(event.occurred_at) - first) / 60_000
+        minutes = (last - first) / 60_000
+        firsts = sorted(v[1:] for v in actors.values())
         return Finding(
             severity=Severity.HIGH,
             title=f"Password spraying from {event.ip}: {len(actors)} accounts",
@@ -225,8 +244,8 @@ class PasswordSpraying(Detector[SprayingSettings]):
                 f"is {settings.min_actors} accounts within {settings.window_minutes:g} minutes."
             ),
             window_start=from_millis(first),
-            window_end=event.occurred_at,
-            evidence=[uuid.UUID(v[2]) for v in entries],
+            window_end=from_millis(last),
+            evidence=[uuid.UUID(f[1]) for f in firsts[:MAX_EVIDENCE]],
             observations=[
                 Observation(
                     metric="distinct_actors_failed",
@@ -236,8 +255,35 @@ class PasswordSpraying(Detector[SprayingSettings]):
                 ),
                 Observation(metric="failed_sign_ins", observed=attempts),
             ],
+            magnitude=len(actors),
             extra={"actors": names[:MAX_EVIDENCE]},
         )
+
+
+MAX_ACTORS = 500
+"""Accounts a spraying run names (its attempts are counted beyond)."""
+MAX_RECENT = 2000
+"""Failures from one IP kept to find the windows (about two windows' worth)."""
+
+
+def _spray_window(recent: list[list[Any]], now: int, window: int) -> int:
+    """The most distinct actors in any ``window`` of ``recent`` (sorted) that holds ``now``."""
+    chunk = [f for f in recent if now - window <= f[0] <= now + window]
+    best = 0
+    counts: dict[str, int] = {}
+    left = 0
+    for right, (at, actor) in enumerate(chunk):
+        counts[actor] = counts.get(actor, 0) + 1
+        while at - chunk[left][0] > window:
+            gone = chunk[left][1]
+            counts[gone] -= 1
+            if not counts[gone]:
+                del counts[gone]
+            left += 1
+        if chunk[left][0] <= now <= at:
+            best = max(best, len(counts))
+        del right
+    return best
 
 
 def _allowed(ip: str, networks: list[str]) -> bool:

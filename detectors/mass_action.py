@@ -3,10 +3,21 @@
 One mechanism, four rules: mass deletion, mass export (exfiltration), mass permission
 changes, and a surge of invitations. Bulk work that is expected (an admin's planned cleanup
 in working hours, a retention job run by a system actor) is configured as allowed.
+
+What is counted is **requests**, not events: the events of one request share a
+``correlation_id`` (or name their cause in ``parent_event_id``), so deleting a project that
+deletes its 25 tasks is one deletion, and one "delete selected" of 40 items is one request.
+An event with neither is a request of its own (what every event was before). Two ways to
+alert:
+
+- at least ``threshold`` requests within the window (a script deleting one item per call);
+- at least ``bulk_requests`` requests that together touch at least ``bulk_items`` items (by
+  default four times the threshold) within the window: many requests each deleting a lot.
 """
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from typing import Any, ClassVar
 
@@ -15,7 +26,7 @@ from pydantic import Field, field_validator
 from auditstream.detectors.base import Detector, DetectorSettings, Finding
 from auditstream.detectors.timeutil import from_millis, local_time, millis, parse_hours, within
 from auditstream.schemas.actions import Action
-from auditstream.schemas.alert import Observation, Severity
+from auditstream.schemas.alert import MAX_EVIDENCE, Observation, Severity
 from auditstream.schemas.event import AuditEvent, Outcome
 
 
@@ -37,6 +48,12 @@ class MassActionSettings(DetectorSettings):
     allowed_hours: str | None = Field(
         default=None,
         description="With allowed_actors: only bulk work in these local hours is expected",
+    )
+    bulk_requests: int = Field(
+        default=3, ge=2, description="Requests that, touching bulk_items together, alert"
+    )
+    bulk_items: int | None = Field(
+        default=None, ge=2, description="Items of bulk_requests requests that alert (4 x threshold)"
     )
 
     @field_validator("allowed_hours")
@@ -80,45 +97,102 @@ class MassActionDetector(Detector[MassActionSettings]):
         bucket = rtype if split else "*"
         threshold = settings.thresholds_by_resource_type.get(rtype, settings.threshold)
         now = millis(event.occurred_at)
-        horizon = now - int(settings.window_minutes * 60_000)
+        window = int(settings.window_minutes * 60_000)
         windows: dict[str, list[list[Any]]] = state.setdefault("w", {})
-        seen = [e for e in windows.get(bucket, []) if e[0] > horizon]
-        seen.append([now, str(event.event_id)])
-        seen = seen[-threshold:]
+        # [millis, event id, request], sorted by time; trimmed to the window of the newest.
+        bulk_items = settings.bulk_items or 4 * threshold
+        seen = windows.get(bucket, [])
+        bisect.insort(seen, [now, str(event.event_id), request_of(event)])
+        newest = seen[-1][0]
+        seen = [e for e in seen if e[0] > newest - window][-max(MAX_ITEMS, bulk_items) :]
         # Forget other buckets' stale entries so state stays bounded.
         for key in [
-            k for k, v in windows.items() if k != bucket and (not v or v[-1][0] <= horizon)
+            k for k, v in windows.items() if k != bucket and (not v or v[-1][0] <= newest - window)
         ]:
             del windows[key]
-        if len(seen) < threshold:
+        hit = _crossing(seen, window, threshold, settings.bulk_requests, bulk_items)
+        if hit is None:
             windows[bucket] = seen
             return []
-        windows[bucket] = []
+        windows[bucket] = [e for e in seen if e[0] > hit[-1][0]]
+        requests = len({e[2] for e in hit})
         what = f"{rtype} " if split else ""
         who = event.actor.display_name or event.actor.id
-        start = from_millis(seen[0][0])
-        minutes = (now - seen[0][0]) / 60_000
+        first, last = hit[0][0], hit[-1][0]
+        minutes = (last - first) / 60_000
+        items = f" ({len(hit)} items)" if len(hit) != requests else ""
+        reason = (
+            f"the alert threshold is {threshold} requests"
+            if requests >= threshold
+            else f"{requests} requests touching {len(hit)} items reach the bulk threshold "
+            f"({settings.bulk_requests} requests, {bulk_items} items)"
+        )
         return [
             Finding(
                 severity=self.severity,
-                title=f"{len(seen)} {what}{self.noun} by {who} in {minutes:.1f} min",
+                title=f"{requests} {what}{self.noun}{items} by {who} in {minutes:.1f} min",
                 explanation=(
-                    f"{event.actor.id} made {len(seen)} {what}{self.noun} within "
-                    f"{settings.window_minutes:g} minutes; the alert threshold is {threshold}."
+                    f"{event.actor.id} made {requests} {what}{self.noun}{items} within "
+                    f"{settings.window_minutes:g} minutes, counting each request once (its "
+                    f"cascade included); {reason}."
                 ),
-                window_start=start,
-                window_end=event.occurred_at,
-                evidence=[_uuid(e[1]) for e in seen],
+                window_start=from_millis(first),
+                window_end=from_millis(last),
+                evidence=[_uuid(e[1]) for e in _spread(hit)],
                 observations=[
                     Observation(
                         metric=f"{self.name}_count",
-                        observed=len(seen),
+                        observed=requests,
                         baseline=threshold,
-                        unit=f"per {settings.window_minutes:g} min",
-                    )
+                        unit=f"requests per {settings.window_minutes:g} min",
+                    ),
+                    Observation(metric="items", observed=len(hit), baseline=bulk_items),
                 ],
             )
         ]
+
+
+MAX_ITEMS = 500
+"""Items kept per window at least (a bulk request can touch thousands; enough to decide)."""
+
+
+def request_of(event: AuditEvent) -> str:
+    """The request an event belongs to: its correlation id, else its cause, else itself."""
+    if event.correlation_id:
+        return "c:" + event.correlation_id
+    if event.parent_event_id is not None:
+        return "e:" + str(event.parent_event_id)
+    return "e:" + str(event.event_id)
+
+
+def _crossing(
+    seen: list[list[Any]], window: int, threshold: int, bulk_requests: int, bulk_items: int
+) -> list[list[Any]] | None:
+    """The first window of ``seen`` (sorted) that alerts: ``threshold`` requests, or
+    ``bulk_requests`` requests with ``bulk_items`` items; None when none does."""
+    per: dict[str, int] = {}
+    left = 0
+    for right, entry in enumerate(seen):
+        per[entry[2]] = per.get(entry[2], 0) + 1
+        while entry[0] - seen[left][0] > window:
+            gone = seen[left][2]
+            per[gone] -= 1
+            if not per[gone]:
+                del per[gone]
+            left += 1
+        items = right - left + 1
+        if len(per) >= threshold or (len(per) >= bulk_requests and items >= bulk_items):
+            return seen[left : right + 1]
+    return None
+
+
+def _spread(hit: list[list[Any]]) -> list[list[Any]]:
+    """Evidence: the first item of each request, then other items, up to the limit."""
+    firsts: dict[str, list[Any]] = {}
+    for e in hit:
+        firsts.setdefault(e[2], e)
+    rest = [e for e in hit if firsts[e[2]] is not e]
+    return [*firsts.values(), *rest][:MAX_EVIDENCE]
 
 
 def _uuid(value: str) -> uuid.UUID:

@@ -6,6 +6,12 @@ from typing import Any
 
 from auditstream.detectors.base import Detector
 from auditstream.detectors.brute_force import BruteForce, PasswordSpraying
+from auditstream.detectors.failures import (
+    AccountSignInFailures,
+    SlowAccountSignInFailures,
+    SlowSourceSignInFailures,
+    SourceSignInFailures,
+)
 from auditstream.detectors.geo import ImpossibleTravel, NewLocation
 from auditstream.detectors.geoip import GeoResolver
 from auditstream.detectors.mass_action import (
@@ -29,6 +35,10 @@ def default_detectors() -> list[Detector[Any]]:
         FirstSettingsChange(),
         BruteForce(),
         PasswordSpraying(),
+        AccountSignInFailures(),
+        SourceSignInFailures(),
+        SlowAccountSignInFailures(),
+        SlowSourceSignInFailures(),
         OffHoursSignIn(),
         NewLocation(geo),
         ImpossibleTravel(geo),

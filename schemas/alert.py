@@ -66,3 +66,10 @@ def stable_alert_id(rule: str, tenant_id: str, subject: str, window_start: datet
     """Deterministic from what the alert is about, so a reprocessed event yields the same id."""
     stamp = int(window_start.timestamp() * 1000)
     return uuid.uuid5(_NAMESPACE, f"{rule}\x1f{tenant_id}\x1f{subject}\x1f{stamp}")
+
+
+def incident_alert_id(rule: str, tenant_id: str, subject: str, incident: int) -> uuid.UUID:
+    """The id of a subject's ``incident``-th incident of ``rule`` (``detectors/base.py``): it
+    names the incident, not its first event, so events arriving in another order (within the
+    allowed lateness) give the same id."""
+    return uuid.uuid5(_NAMESPACE, f"{rule}\x1f{tenant_id}\x1f{subject}\x1fincident\x1f{incident}")

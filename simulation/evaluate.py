@@ -39,7 +39,7 @@ from auditstream.detectors.registry import default_detectors
 from auditstream.infra import kafka_local, topics
 from auditstream.pipeline import Pipeline, PipelineError
 from auditstream.producers import AuditProducer, ProducerConfig
-from auditstream.simulation import offline, runner
+from auditstream.simulation import adapters, offline, runner
 from auditstream.simulation.labels import Label, LabelWriter
 from auditstream.simulation.metrics import Report, SeenAlert, evaluate
 from auditstream.simulation.plan import Plan, PlanConfig
@@ -93,6 +93,8 @@ class EvalResult:
     machine: dict[str, Any]
     phases: list[tuple[str, int, float]] = field(default_factory=list)
     """(phase, events, seconds) of publishing."""
+    samples: list[adapters.SampleResult] = field(default_factory=list)
+    """The real-format samples through their adapters and the detectors (in this process)."""
 
     def to_json(self) -> dict[str, Any]:
         plan = asdict(self.config.plan)
@@ -112,6 +114,7 @@ class EvalResult:
             "total_seconds": round(self.total_seconds, 2),
             "alerts_stored": self.alerts_stored,
             "machine": self.machine,
+            "samples": [r.to_json() for r in self.samples],
             **self.report.to_json(),
         }
 
@@ -197,8 +200,10 @@ def run(
     (home / "detectors.toml").write_text(
         config.detectors_config.read_text() if config.detectors_config else plan.detector_config()
     )
+    samples = adapters.run(_engine(Plan(plan_config), config.detectors_config))
     if config.in_process:
-        return _in_process(plan, config, run_id, home, sum(sizes), began, progress)
+        result = _in_process(plan, config, run_id, home, sum(sizes), began, progress)
+        return replace(result, samples=samples)
     with _broker(settings, config, status) as bootstrap:
         run_settings, env = _run_env(settings, config, bootstrap, run_id, home, plan.timeline)
         topics.ensure_topics(bootstrap, run_settings.topics)
@@ -249,6 +254,7 @@ def run(
         config=config,
         machine=machine(),
         phases=phases,
+        samples=samples,
     )
 
 

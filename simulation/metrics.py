@@ -1,8 +1,10 @@
 """Alerts matched to labels: precision, recall, F1, latency per scenario type; benign alert rate.
 
 **Matching.** An alert matches a label when tenant and subject are the same and the alert's
-window ``[window_start, window_end]`` overlaps the label's (widened by ``grace``). What the
-match means depends on the alert's rule:
+window ``[window_start, window_end]`` overlaps the label's (widened by ``grace``), or when its
+evidence holds one of the label's events (an alert about the attacker's address for an attack
+labelled by its victim is about the same attack). What the match means depends on the
+alert's rule:
 
 - a rule the attack label *expects*: a **hit** (true positive; several hits of one label are
   one detection, and none of them is a false positive);
@@ -201,8 +203,11 @@ def match(
     alerts: Iterable[SeenAlert], labels: Iterable[Label], grace: timedelta = GRACE
 ) -> list[Match]:
     by_subject: dict[tuple[str, str], list[Label]] = defaultdict(list)
+    by_event: dict[str, list[Label]] = defaultdict(list)
     for label in labels:
         by_subject[(label.tenant_id, label.subject)].append(label)
+        for event_id in label.event_ids:
+            by_event[event_id].append(label)
     out = []
     for alert in alerts:
         near = [
@@ -210,6 +215,8 @@ def match(
             for label in by_subject.get((alert.tenant_id, alert.subject), ())
             if _overlaps(alert, label, grace)
         ]
+        for event_id in alert.evidence:
+            near += [lb for lb in by_event.get(event_id, ()) if lb not in near]
         out.append(_classify(alert, near))
     return out
 

@@ -13,6 +13,12 @@ Attacks (the rule that must fire):
 - ``privilege_escalation``: a compromised account grants admin rights (to an account it
   just invited, or to itself).
 - ``mass_export``: 30-70 exports within minutes, by an insider or after a sign-in from abroad.
+- ``account_failures``: 12-40 failed sign-ins against one account within minutes, no success.
+- ``source_failures``: one address fails 16-40 sign-ins for 1-3 real accounts and a few
+  guessed names (``admin``, ``test``...) within minutes.
+- ``low_and_slow``: one account, a failed sign-in every 20-50 minutes for 8-20 hours from
+  changing addresses.
+- ``bulk_deletion``: 5-8 "delete selected" requests of 20-40 items each within minutes.
 
 Benign look-alikes (the rule that must stay quiet):
 
@@ -22,7 +28,11 @@ Benign look-alikes (the rule that must stay quiet):
   and back home, never faster than a plane (a new country may alert: tolerated);
 - ``night_shift`` (off_hours_sign_in): a night-shift worker signs in at 22:00 as always;
 - ``forgotten_password`` (brute_force): two to four failures, then a success;
-- ``month_end_export`` (mass_export): finance exports 12-20 invoices in a quarter hour.
+- ``month_end_export`` (mass_export): finance exports 12-20 invoices in a quarter hour;
+- ``stale_password`` (slow_account_sign_in_failures): a phone at home retries an old password
+  every 30-60 minutes all day, after the user signed in from there;
+- ``project_cascade`` (mass_deletion): one or two projects deleted, each with its 20-45 tasks
+  (one request each: a shared ``correlation_id``, the tasks naming the project as parent).
 
 A scenario *claims* its user for its time span: their background sessions then are left
 out (a traveller does not also sign in at home), and no two scenarios share a user at once.
@@ -31,6 +41,7 @@ out (a traveller does not also sign in at home), and no two scenarios share a us
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -55,6 +66,13 @@ from auditstream.simulation.registry import Registry
 from auditstream.simulation.timeline import Timeline, at_local, local_hours, zone
 
 GEO = ("new_location", "impossible_travel")
+FAILED_ONLY = (
+    "account_sign_in_failures",
+    "source_sign_in_failures",
+    "slow_account_sign_in_failures",
+    "slow_source_sign_in_failures",
+)
+"""Failed-attempt rules: side effects of attacks made of failures (brute force, spraying)."""
 ODD_HOUR = ("off_hours_sign_in",)
 FLIGHT_KMH = 800.0
 MARGIN = timedelta(hours=6)
@@ -88,6 +106,16 @@ ATTACKS: dict[str, ScenarioType] = {
             "privilege_escalation", Kind.ATTACK, "privilege_escalation", "admin rights granted"
         ),
         ScenarioType("mass_export", Kind.ATTACK, "mass_export", "bulk export in minutes"),
+        ScenarioType(
+            "account_failures", Kind.ATTACK, "account_sign_in_failures", "failures, no success"
+        ),
+        ScenarioType(
+            "source_failures", Kind.ATTACK, "source_sign_in_failures", "one IP guessing names"
+        ),
+        ScenarioType(
+            "low_and_slow", Kind.ATTACK, "slow_account_sign_in_failures", "failures all day"
+        ),
+        ScenarioType("bulk_deletion", Kind.ATTACK, "mass_deletion", "many big delete requests"),
     )
 }
 LOOKALIKES: dict[str, ScenarioType] = {
@@ -98,6 +126,13 @@ LOOKALIKES: dict[str, ScenarioType] = {
         ScenarioType("night_shift", Kind.BENIGN, "off_hours_sign_in", "night worker at 22:00"),
         ScenarioType("forgotten_password", Kind.BENIGN, "brute_force", "2-4 failures, success"),
         ScenarioType("month_end_export", Kind.BENIGN, "mass_export", "12-20 invoice exports"),
+        ScenarioType(
+            "stale_password",
+            Kind.BENIGN,
+            "slow_account_sign_in_failures",
+            "a phone retrying an old password",
+        ),
+        ScenarioType("project_cascade", Kind.BENIGN, "mass_deletion", "a project and its tasks"),
     )
 }
 TYPES: dict[str, ScenarioType] = {**ATTACKS, **LOOKALIKES}
@@ -372,7 +407,7 @@ def brute_force(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
         out,
         f"{failures} failures in {minutes:.1f} min from {attacker.ip} "
         f"({attacker.city.name}), then success",
-        tolerate=GEO + ODD_HOUR,
+        tolerate=GEO + ODD_HOUR + FAILED_ONLY,
     )
 
 
@@ -412,6 +447,7 @@ def password_spraying(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
         out,
         f"{attacker.ip} ({attacker.city.name}) tried {len(targets)} accounts in {minutes:.0f} min",
         subject_kind="ip",
+        tolerate=FAILED_ONLY,
     )
 
 
@@ -795,6 +831,252 @@ def month_end_export(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     )
 
 
+# Failures without success, and deletions by request ------------------------------------------
+
+
+def account_failures(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """An attacker guesses one account's password and never gets in."""
+    failures = ctx.rng.randint(12, 40)
+    minutes = ctx.rng.uniform(1, 8)
+    found = _pick(
+        ctx,
+        tenant.day_workers,
+        lambda u, d: _span(at_local(d, ctx.rng.uniform(0, 24), u.timezone), minutes + 1),
+    )
+    if found is None:
+        return None
+    user, _, start, end = found
+    ctx.reserve(user, start - timedelta(minutes=30), end + timedelta(minutes=30), claim=True)
+    attacker = ctx.attacker(user.home.city)
+    session = ctx.factory.session(user, attacker, start)
+    out = [
+        _failure(ctx, user, tenant.id, at, session)
+        for at in _spread(start, minutes, failures, ctx.rng)
+    ]
+    return ctx.label(
+        sid,
+        ATTACKS["account_failures"],
+        tenant.id,
+        user.id,
+        out,
+        f"{failures} failed sign-ins in {minutes:.1f} min from {attacker.ip}, no success",
+        tolerate=FAILED_ONLY,
+    )
+
+
+GUESSED_NAMES = ("admin", "administrator", "test", "root", "support", "info", "sales", "backup")
+
+
+def source_failures(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """One address tries a few real accounts and guessed names, many times each."""
+    minutes = ctx.rng.uniform(3, 9)
+    tz = tenant.timezone
+    days = list(ctx.timeline.attack_dates(tz))
+    ctx.rng.shuffle(days)
+    users = [u for u in tenant.users]
+    for day in days:
+        start = at_local(day, ctx.rng.uniform(0, 24), tz)
+        end = start + timedelta(minutes=minutes + 1)
+        real = [u for u in users if ctx.free(u, start, end)]
+        if len(real) >= 3:
+            break
+    else:
+        return None
+    chosen = ctx.rng.sample(real, ctx.rng.randint(1, 3))
+    for user in chosen:
+        ctx.reserve(user, start, end, claim=False)
+    targets: list[User | dict[str, Any]] = list(chosen)
+    names = ctx.rng.sample(GUESSED_NAMES, ctx.rng.randint(2, 5))
+    targets += [{"id": name, "type": "member"} for name in names]
+    attacker = ctx.attacker(tenant.hq)
+    attempts = ctx.rng.randint(16, 40)
+    out = []
+    for i, at in enumerate(_spread(start, minutes, attempts, ctx.rng)):
+        who = targets[i % len(targets)]
+        placeholder = who if isinstance(who, User) else users[0]
+        session = ctx.factory.session(placeholder, attacker, at)
+        out.append(_failure(ctx, who, tenant.id, at, session))
+    return ctx.label(
+        sid,
+        ATTACKS["source_failures"],
+        tenant.id,
+        attacker.ip,
+        out,
+        f"{attacker.ip} failed {attempts} sign-ins for {len(targets)} names in {minutes:.0f} min",
+        subject_kind="ip",
+        tolerate=FAILED_ONLY,
+    )
+
+
+def low_and_slow(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """Password guessing against one account, a try every 20-50 minutes from changing
+    addresses, for 8-20 hours: no burst, no success."""
+    hours = ctx.rng.uniform(8, 20)
+    found = _pick(
+        ctx,
+        tenant.day_workers,
+        lambda u, d: _span(at_local(d, ctx.rng.uniform(0, 12), u.timezone), hours * 60),
+    )
+    if found is None:
+        return None
+    user, _, start, end = found
+    ctx.reserve(user, start, end, claim=True)
+    out = []
+    at = start
+    attacker = ctx.attacker(user.home.city)
+    while at < end:
+        if ctx.rng.random() < 0.3:
+            attacker = ctx.attacker(user.home.city)
+        session = ctx.factory.session(user, attacker, at)
+        out.append(_failure(ctx, user, tenant.id, at, session))
+        at += timedelta(minutes=ctx.rng.uniform(20, 50))
+    return ctx.label(
+        sid,
+        ATTACKS["low_and_slow"],
+        tenant.id,
+        user.id,
+        out,
+        f"{len(out)} failed sign-ins over {hours:.0f} h from changing addresses, no success",
+        tolerate=FAILED_ONLY,
+    )
+
+
+def _delete_request(
+    ctx: Context,
+    user: User,
+    session: Session,
+    at: datetime,
+    items: list[tuple[str, str, dict[str, Any]]],
+    root: tuple[str, str, dict[str, Any]] | None,
+) -> list[SimEvent]:
+    """One request deleting ``root`` (its cause) and ``items``, all sharing a correlation id."""
+    correlation = ctx.factory.correlation()
+    out: list[SimEvent] = []
+    parent: uuid.UUID | None = None
+    if root is not None:
+        kind, entity, values = root
+        name = values.get("name") or values.get("title")
+        event = ctx.factory.make(
+            user,
+            "delete",
+            at,
+            {"type": kind, "id": entity, "name": name},
+            session,
+            changes=[change("name", name, None)],
+            correlation_id=correlation,
+        )
+        parent = uuid.UUID(event.event_id)
+        out.append(event)
+    for i, (kind, entity, values) in enumerate(items, 1):
+        name = values.get("title") or values.get("description") or values.get("name")
+        out.append(
+            ctx.factory.make(
+                user,
+                "delete",
+                at + timedelta(milliseconds=20 * i),
+                {"type": kind, "id": entity, "name": name},
+                session,
+                changes=[change("name", name, None)],
+                correlation_id=correlation,
+                parent=parent,
+            )
+        )
+    return out
+
+
+def bulk_deletion(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """An insider deletes in bulk: 5-8 "delete selected" requests of 20-40 items each."""
+    requests = ctx.rng.randint(5, 8)
+    minutes = ctx.rng.uniform(3, 9)
+    members = [u for u in tenant.day_workers if not u.is_admin]
+    found = _pick(
+        ctx, members, lambda u, d: _span(at_local(d, _work_hour(ctx, u), u.timezone), minutes)
+    )
+    if found is None:
+        return None
+    user, _, start, end = found
+    ctx.reserve(user, start, end, claim=False)
+    reg = ctx.registries[tenant.id]
+    session = ctx.factory.session(user, user.office, start)
+    out: list[SimEvent] = []
+    for at in _spread(start, minutes, requests, ctx.rng):
+        kind = ctx.rng.choice(["document", "time_entry", "task"])
+        items = [
+            (kind, e, v)
+            for e, v in reg.take(kind, ctx.rng.randint(20, 40), lambda v: not v.get("archived"))
+        ]
+        out += _delete_request(ctx, user, session, at, items, None)
+    return ctx.label(
+        sid,
+        ATTACKS["bulk_deletion"],
+        tenant.id,
+        user.id,
+        out,
+        f"{requests} bulk delete requests, {len(out)} items in {minutes:.0f} min",
+    )
+
+
+def project_cascade(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """A member deletes one or two finished projects; each takes its 20-45 tasks with it."""
+    members = list(tenant.day_workers)
+    found = _pick(ctx, members, lambda u, d: _span(at_local(d, _work_hour(ctx, u), u.timezone), 10))
+    if found is None:
+        return None
+    user, _, start, end = found
+    ctx.reserve(user, start, end, claim=False)
+    reg = ctx.registries[tenant.id]
+    session = ctx.factory.session(user, user.office, start)
+    out: list[SimEvent] = []
+    for at in _spread(start, 10, ctx.rng.randint(1, 2), ctx.rng):
+        project = reg.pick("project")
+        if project is None:
+            return None
+        pid, values = project
+        taken = reg.take("task", 45, lambda v, pid=pid: v.get("project") == pid)
+        tasks = [("task", e, v) for e, v in taken]
+        while len(tasks) < 20:  # a project this org's registry made small: its tasks still go
+            tasks.append(("task", f"{pid}_t{len(tasks)}", {"title": f"task {len(tasks)}"}))
+        tasks = tasks[: ctx.rng.randint(20, 45)]
+        out += _delete_request(ctx, user, session, at, tasks, ("project", pid, values))
+    return ctx.label(
+        sid,
+        LOOKALIKES["project_cascade"],
+        tenant.id,
+        user.id,
+        out,
+        f"{len(out)} deletions: project(s) deleted with their tasks (one request each)",
+    )
+
+
+def stale_password(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    """A phone at home keeps an old password: after the user signs in there, it retries
+    every 30-60 minutes until evening."""
+    found = _pick(
+        ctx,
+        tenant.day_workers,
+        lambda u, d: _span(at_local(d, u.work_start - 1, u.timezone), 14 * 60),
+    )
+    if found is None:
+        return None
+    user, _, start, end = found
+    ctx.reserve(user, start, end, claim=True)
+    session = ctx.factory.session(user, user.home, start)
+    out = [_sign_in(ctx, user, tenant.id, start, session)]
+    at = start + timedelta(minutes=5)
+    while at < end:
+        out.append(_failure(ctx, user, tenant.id, at, session))
+        at += timedelta(minutes=ctx.rng.uniform(30, 60))
+    return ctx.label(
+        sid,
+        LOOKALIKES["stale_password"],
+        tenant.id,
+        user.id,
+        out,
+        f"{len(out) - 1} failures all day from home, where the user signed in",
+        tolerate=("account_sign_in_failures",),
+    )
+
+
 BUILDERS: dict[str, Callable[[Context, str, Tenant], Built | None]] = {
     "mass_deletion": mass_deletion,
     "off_hours_sign_in": off_hours_sign_in,
@@ -808,6 +1090,12 @@ BUILDERS: dict[str, Callable[[Context, str, Tenant], Built | None]] = {
     "night_shift": night_shift,
     "forgotten_password": forgotten_password,
     "month_end_export": month_end_export,
+    "account_failures": account_failures,
+    "source_failures": source_failures,
+    "low_and_slow": low_and_slow,
+    "bulk_deletion": bulk_deletion,
+    "project_cascade": project_cascade,
+    "stale_password": stale_password,
 }
 
 

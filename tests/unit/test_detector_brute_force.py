@@ -185,7 +185,7 @@ SPRAY_DEFAULT = SprayingSettings()
 
 def test_spraying_ten_actors_from_one_ip_alerts() -> None:
     events = [fail(m * 2, f"usr_{m}") for m in range(10)]
-    per_event, state = run(SPRAY, events, SPRAY_DEFAULT)
+    per_event, _state = run(SPRAY, events, SPRAY_DEFAULT)
     assert flat(per_event[:-1]) == []
     [finding] = per_event[-1]
     assert finding.severity is Severity.HIGH
@@ -195,19 +195,21 @@ def test_spraying_ten_actors_from_one_ip_alerts() -> None:
     assert finding.observations[0].baseline == 10
     assert IP in finding.title
     assert "10 distinct accounts" in finding.explanation
-    assert state == {"a": {}}
+    assert "within 18.0 minutes" in finding.explanation  # the evidence's own span
+    assert finding.window_end == T0 + timedelta(minutes=18)
+    assert finding.magnitude == 10
 
 
 def test_spraying_one_actor_short_is_quiet() -> None:
     per_event, state = run(SPRAY, [fail(m, f"usr_{m}") for m in range(9)], SPRAY_DEFAULT)
     assert flat(per_event) == []
-    assert len(state["a"]) == 9
+    assert len(state["r"]["a"]) == 9
 
 
 def test_one_actor_failing_many_times_is_not_spraying() -> None:
     per_event, state = run(SPRAY, [fail(m / 4) for m in range(100)], SPRAY_DEFAULT)
     assert flat(per_event) == []
-    assert state["a"]["usr_alice"][1] == 100
+    assert state["r"]["a"]["usr_alice"][0] == 100
 
 
 def test_spraying_slower_than_the_window_is_quiet() -> None:
@@ -316,8 +318,14 @@ def test_engine_spraying_per_tenant_threshold_and_suppression() -> None:
     assert h.feed([fail(m, f"usr_{m}", tenant="acme") for m in range(3)]) == []
     [alert] = h.feed([fail(m, f"usr_{m}", tenant="small") for m in range(3)])
     assert alert.tenant_id == "small"
-    # The spray goes on: the next three accounts are a repeat within the suppression time.
-    assert h.feed([fail(5 + m, f"usr_x{m}", tenant="small") for m in range(3)]) == []
+    # The spray goes on: one more account is the same incident, not re-sent...
+    assert h.feed([fail(4, "usr_x0", tenant="small")]) == []
+    # ...until the accounts have doubled: the same alert, updated.
+    [update] = h.feed([fail(5 + m, f"usr_x{m + 1}", tenant="small") for m in range(3)])
+    assert update.alert_id == alert.alert_id
+    assert update.observations[0].observed == 6
+    assert update.window_start == alert.window_start
+    assert update.context["incident"] == {"number": 1, "revision": 1}
 
 
 def test_registry_runs_both_detectors_with_valid_defaults() -> None:

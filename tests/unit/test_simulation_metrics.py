@@ -158,5 +158,30 @@ def test_in_process_small_mix_detects_every_attack_and_spares_the_lookalikes(
     report = result.report
     assert [t.type for t in report.attacks if t.recall != 1.0] == []
     assert [t.type for t in report.lookalikes if t.quiet != t.labels] == []
-    assert (result.home / "labels.jsonl").read_text().count("\n") == 12
+    assert (result.home / "labels.jsonl").read_text().count("\n") == 18  # 11 attacks, 7 look-alikes
     assert "mass_deletion" in (result.home / "detectors.toml").read_text()
+
+
+def test_an_alert_about_the_attackers_address_matches_the_victims_label() -> None:
+    from auditstream.simulation.labels import Kind, Label
+    from auditstream.simulation.metrics import SeenAlert, match
+
+    t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    label = Label(
+        id="account_failures-001",
+        type="account_failures",
+        kind=Kind.ATTACK,
+        tenant_id="acme",
+        subject="usr_1",
+        subject_kind="actor",
+        window_start=t0,
+        window_end=t0,
+        expect=("account_sign_in_failures",),
+        tolerate=("source_sign_in_failures",),
+        event_ids=("e1", "e2"),
+    )
+    by_ip = SeenAlert("a", "source_sign_in_failures", "acme", "198.51.100.9", t0, t0, ("e2",), 0)
+    other = SeenAlert("b", "source_sign_in_failures", "acme", "198.51.100.9", t0, t0, ("e9",), 0)
+    [m1], [m2] = match([by_ip], [label]), match([other], [label])
+    assert (m1.relation, m1.label) == ("side_effect", label)
+    assert (m2.relation, m2.label) == ("false_positive", None)
