@@ -174,6 +174,24 @@ class NormalizerSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The audit-log HTTP API (``auditstream serve``; ``api/``)."""
+
+    enabled: bool = False
+    """Whether the sink serves the API too: ``AUDITSTREAM_API_PORT`` is set, or the sink was
+    started by ``auditstream serve``."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """``AUDITSTREAM_API_PORT``; 0 picks a free port (written to ``api.json`` in the home)."""
+    default_range_days: int = 30
+    """A request without ``from`` covers the last this many days."""
+    max_range_days: int = 400
+    """The longest date range one request may cover (``AUDITSTREAM_API_MAX_RANGE_DAYS``)."""
+    export_job_rows: int = 100_000
+    """Exports of this many rows or more run as background jobs, smaller ones stream."""
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     kafka: KafkaSettings
@@ -185,6 +203,7 @@ class Settings:
     """TOML file with per-tenant detector settings (None: built-in defaults)."""
     anomaly_model: Path | None = None
     """Anomaly model file from ``auditstream model train`` (None: anomaly scoring off)."""
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -241,6 +260,13 @@ class Settings:
             max_future_skew_seconds=_float(env, "AUDITSTREAM_MAX_FUTURE_SKEW_SECONDS", 86_400.0),
             instance=instance,
         )
+        api_port = (env.get("AUDITSTREAM_API_PORT") or "").strip()
+        api = ApiSettings(
+            enabled=bool(api_port),
+            host=env.get("AUDITSTREAM_API_HOST") or "127.0.0.1",
+            port=_int(env, "AUDITSTREAM_API_PORT", 8080, 0),
+            max_range_days=_int(env, "AUDITSTREAM_API_MAX_RANGE_DAYS", 400, 1),
+        )
         return cls(
             home=home,
             kafka=kafka,
@@ -254,4 +280,5 @@ class Settings:
             anomaly_model=Path(env["AUDITSTREAM_ANOMALY_MODEL"])
             if env.get("AUDITSTREAM_ANOMALY_MODEL")
             else None,
+            api=api,
         )

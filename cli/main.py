@@ -279,6 +279,14 @@ from auditstream.cli.reconcile import reconcile_command  # noqa: E402
 
 cli.add_command(reconcile_command)
 
+from auditstream.cli.serve import serve  # noqa: E402
+
+cli.add_command(serve)
+
+from auditstream.cli.tokens import tokens  # noqa: E402
+
+cli.add_command(tokens)
+
 
 def main() -> None:
     cli(prog_name="auditstream")

@@ -91,3 +91,39 @@ def canonical_action(verb: str) -> Action | None:
         return Action(key)
     except ValueError:
         return _SYNONYMS.get(key)
+
+
+ACTION_GROUPS: dict[str, frozenset[Action]] = {
+    "update": frozenset({Action.UPDATE, Action.STATUS_CHANGE, Action.COMMENT, Action.ASSIGN}),
+    "session": frozenset({Action.SIGN_IN, Action.SIGN_OUT, Action.SIGN_IN_FAILED}),
+    "access_control": frozenset({Action.PERMISSION_CHANGE, Action.ROLE_CHANGE, Action.INVITE}),
+    "integration": frozenset({Action.INTEGRATION_CONNECT, Action.INTEGRATION_DISCONNECT}),
+}
+"""Filter groups as the products show them: filtering on ``update`` finds status changes,
+comments and assignments too (``api/query.py``)."""
+
+MODIFYING_ACTIONS: frozenset[Action] = frozenset(
+    {
+        Action.CREATE,
+        Action.UPDATE,
+        Action.DELETE,
+        Action.RESTORE,
+        Action.STATUS_CHANGE,
+        Action.COMMENT,
+        Action.ASSIGN,
+    }
+)
+"""Actions that change an entity (the "most modified entity types" metric)."""
+
+
+def expand_action(name: str, exact: bool = False) -> frozenset[Action]:
+    """The actions a filter value stands for: a group's members, or one canonical action
+    (synonyms accepted). Raises ``ValueError`` for an unknown name."""
+    key = name.strip().lower()
+    if not exact and key in ACTION_GROUPS:
+        return ACTION_GROUPS[key]
+    action = canonical_action(key)
+    if action is None:
+        known = ", ".join([*(a.value for a in Action), *(f"{g} (group)" for g in ACTION_GROUPS)])
+        raise ValueError(f"unknown action {name!r}; use one of: {known}")
+    return frozenset({action})

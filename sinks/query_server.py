@@ -117,6 +117,11 @@ class QueryServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    @property
+    def sessions(self) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+        """Analyst sessions for the audit-log API in this process (``api/server.py``)."""
+        return self._pool.session
+
     def start(self) -> None:
         self._thread.start()
         pid = os.getpid()

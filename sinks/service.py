@@ -182,8 +182,31 @@ def build(
     return loops, server
 
 
-def run(settings: Settings) -> None:
-    """Run in the foreground until SIGINT / SIGTERM; buffered rows are written first."""
+def _start_api(settings: Settings, server: QueryServer | None, required: bool) -> Any:
+    """The audit-log API on a thread of this process, on the query server's analyst
+    sessions (embedded store only; with a server DSN it runs standalone). ``required``: a
+    port that can't be bound stops the sink (``auditstream serve``); otherwise the sink
+    keeps ingesting and says why there is no API."""
+    if server is None or not settings.api.enabled:
+        return None
+    from auditstream.api.server import ApiServer, ApiUnavailable
+
+    try:
+        api = ApiServer(settings, server.sessions)
+        api.start()
+    except ApiUnavailable as exc:
+        if required:
+            raise
+        log.error("%s; the sink runs without the API", exc)
+        return None
+    return api
+
+
+def run(settings: Settings, *, api_required: bool = False) -> None:
+    """Run in the foreground until SIGINT / SIGTERM; buffered rows are written first.
+
+    With ``settings.api.enabled`` (``AUDITSTREAM_API_PORT``, or ``auditstream serve``) and
+    the embedded store, the audit-log API runs here too."""
     stopping = threading.Event()
     loops: list[SinkLoop] = []
 
@@ -216,8 +239,17 @@ def run(settings: Settings) -> None:
     ]
     for thread in threads:
         thread.start()
+    api = None
     if server is not None:
         server.start()
+        try:
+            api = _start_api(settings, server, api_required)
+        except BaseException:
+            stop(signal.SIGTERM, None)
+            for thread in threads:
+                thread.join(60)
+            server.stop()
+            raise
     if loops:
         log.info("sink running -> %s", settings.clickhouse.database)
     try:
@@ -225,6 +257,8 @@ def run(settings: Settings) -> None:
             for thread in threads:
                 thread.join(0.5)
     finally:
+        if api is not None:
+            api.stop()
         if server is not None:
             server.stop()
     if failures:

@@ -1,0 +1,1 @@
+"""The audit-log HTTP API: tenant-scoped tokens, events, timelines, analytics, exports."""
