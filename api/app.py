@@ -472,4 +472,7 @@ def create_app(ctx: Context) -> FastAPI:
             headers={"X-Content-SHA256": job.sha256 or ""},
         )  # fmt: skip
 
+    from auditstream.viewer import mount as mount_viewer
+
+    mount_viewer(app, ctx, needs(Scope.READ))  # the web viewer at /ui/, and its /v1/alerts
     return app
