@@ -474,5 +474,6 @@ def create_app(ctx: Context) -> FastAPI:
 
     from auditstream.viewer import mount as mount_viewer
 
-    mount_viewer(app, ctx, needs(Scope.READ))  # the web viewer at /ui/, and its /v1/alerts
+    # the web viewer at /ui/, its /v1/alerts and /v1/viewer-tokens (viewer/)
+    mount_viewer(app, ctx, needs(Scope.READ), needs(Scope.ADMIN))
     return app

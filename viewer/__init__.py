@@ -45,7 +45,9 @@ def viewer_config(ctx: Context) -> dict[str, Any]:
     """What the pages need to know about this API: the lists the filters offer and limits."""
     return {
         "actions": [a.value for a in Action],
-        "action_groups": {name: sorted(a.value for a in acts) for name, acts in ACTION_GROUPS.items()},
+        "action_groups": {
+            name: sorted(a.value for a in acts) for name, acts in ACTION_GROUPS.items()
+        },
         "actor_types": [t.value for t in ActorType],
         "severities": [s.value for s in Severity],
         "default_range_days": ctx.api.default_range_days,
@@ -56,12 +58,15 @@ def viewer_config(ctx: Context) -> dict[str, Any]:
     }
 
 
-def mount(app: FastAPI, ctx: Context, reader: Callable[..., Any]) -> None:
-    """Serve the viewer at ``/ui/`` and the alerts it shows at ``/v1/alerts``.
+def mount(
+    app: FastAPI, ctx: Context, reader: Callable[..., Any], admin: Callable[..., Any]
+) -> None:
+    """Serve the viewer at ``/ui/``, the alerts it shows at ``/v1/alerts`` and short-lived
+    viewer tokens for embedding at ``/v1/viewer-tokens``.
 
-    ``reader`` is the API's dependency that checks a token for ``audit_log:read`` and
-    returns the caller (with ``.tenant``)."""
-    from auditstream.viewer.alerts import router
+    ``reader`` and ``admin`` are the API's dependencies that check a token for
+    ``audit_log:read`` / ``admin`` and return the caller (with ``.tenant``)."""
+    from auditstream.viewer import alerts, embed
 
     config = viewer_config(ctx)
 
@@ -73,5 +78,6 @@ def mount(app: FastAPI, ctx: Context, reader: Callable[..., Any]) -> None:
     def _ui_config() -> JSONResponse:
         return JSONResponse(config, headers=SECURITY_HEADERS)
 
-    app.include_router(router(ctx, reader))
+    app.include_router(alerts.router(ctx, reader))
+    app.include_router(embed.router(ctx, admin))
     app.mount("/ui", _Static(directory=STATIC, html=True), name="ui")

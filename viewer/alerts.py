@@ -5,8 +5,8 @@ Like the events endpoints, every statement starts its ``WHERE`` with the caller'
 and takes every request value as a query parameter.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, which
+# name types local to `router`.
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +28,7 @@ SEVERITY_ORDER: tuple[Severity, ...] = (
 MAX_ALERTS = 200
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
-    ("alert_id", "toString(alert_id)"),
+    ("id", "toString(alert_id)"),
     ("rule", "rule"),
     ("severity", "severity"),
     ("actor_id", "actor_id"),
@@ -39,15 +39,16 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("observed", "observations.observed"),
     ("baseline", "observations.baseline"),
     ("unit", "observations.unit"),
-    ("window_start", "toUnixTimestamp64Milli(window_start)"),
-    ("window_end", "toUnixTimestamp64Milli(window_end)"),
-    ("detected_at", "toUnixTimestamp64Milli(detected_at)"),
+    ("window_start_ms", "toUnixTimestamp64Milli(window_start)"),
+    ("window_end_ms", "toUnixTimestamp64Milli(window_end)"),
+    ("detected_ms", "toUnixTimestamp64Milli(detected_at)"),
     ("evidence", "arrayMap(x -> toString(x), evidence_event_ids)"),
     ("mitre_technique", "mitre_technique"),
     ("mitre_name", "mitre_name"),
     ("context", "context"),
 )
-_SELECT = ", ".join(f"{expr} AS {name}" for name, expr in _COLUMNS)
+_SELECT = ", ".join(expr if expr == name else f"{expr} AS {name}" for name, expr in _COLUMNS)
+"""Aliases never shadow a column: ClickHouse would use the alias in ``WHERE`` and ``ORDER BY``."""
 
 
 class _Out(BaseModel):
@@ -159,7 +160,7 @@ def _json(text: str) -> dict[str, Any]:
 def alert_of(row: tuple[Any, ...]) -> AlertOut:
     v = dict(zip((name for name, _ in _COLUMNS), row, strict=True))
     return AlertOut(
-        alert_id=v["alert_id"], rule=v["rule"], severity=v["severity"],
+        alert_id=v["id"], rule=v["rule"], severity=v["severity"],
         actor_id=v["actor_id"] or None, subject=v["subject"], title=v["title"],
         explanation=v["explanation"],
         observations=[
@@ -167,14 +168,14 @@ def alert_of(row: tuple[Any, ...]) -> AlertOut:
             for m, o, b, u in zip(v["metric"], v["observed"], v["baseline"], v["unit"],
                                   strict=False)
         ],
-        window_start=q.from_ms(v["window_start"]), window_end=q.from_ms(v["window_end"]),
-        detected_at=q.from_ms(v["detected_at"]), evidence_event_ids=list(v["evidence"]),
+        window_start=q.from_ms(v["window_start_ms"]), window_end=q.from_ms(v["window_end_ms"]),
+        detected_at=q.from_ms(v["detected_ms"]), evidence_event_ids=list(v["evidence"]),
         mitre_technique=v["mitre_technique"], mitre_name=v["mitre_name"],
         context=_json(v["context"]),
     )  # fmt: skip
 
 
-def router(ctx: Context, reader: Callable[..., Any]) -> APIRouter:
+def router(ctx: "Context", reader: Callable[..., Any]) -> APIRouter:
     api = APIRouter(tags=["alerts"])
     Reader = Annotated[Any, Depends(reader)]  # noqa: N806
 
@@ -220,7 +221,9 @@ def router(ctx: Context, reader: Callable[..., Any]) -> APIRouter:
     ) -> AlertSummary:
         """Alerts per rule and severity (the dashboard's chart)."""
         start, end = _range(start, end)
-        result = ctx.run(by_rule_and_severity(ctx.database, where(who.tenant, start, end, min_severity)))
+        result = ctx.run(
+            by_rule_and_severity(ctx.database, where(who.tenant, start, end, min_severity))
+        )
         data = [AlertCount(rule=r, severity=s, count=int(n)) for r, s, n in result.result_rows]
         return AlertSummary(
             range_from=start, range_to=end, total=sum(c.count for c in data), data=data
