@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import openpyxl
 import pytest
 
 from auditstream.api.tokens import Role, Scope, TokenStore
@@ -450,7 +451,16 @@ def test_cascade_links_parent_and_children(site: Site, page: Any) -> None:
 
 
 # -- export ------------------------------------------------------------------------------------
-def test_export_all_matching_and_selected_as_csv(site: Site, page: Any) -> None:
+def saved(download: Any, directory: Path) -> Path:
+    """The download under the name the page gave it (openpyxl goes by the extension)."""
+    path = directory / download.suggested_filename
+    download.save_as(path)
+    return path
+
+
+def test_export_all_matching_and_selected_as_csv_excel_and_json(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
     invoice = {e["event_id"] for e in site.seeded.tenant("acme") if e["resource"] == INVOICE}
     open_events(site, page, "?entity_type=invoice")
     wait_rows(page, invoice)
@@ -475,6 +485,30 @@ def test_export_all_matching_and_selected_as_csv(site: Site, page: Any) -> None:
     update = next(r for r in chosen if r["event_id"] == site.seeded.ids["inv_update"])
     assert json.loads(update["changes"])[0] == {"field": "amount", "old": 120, "new": 80}
     shot(page, "export")
+
+    # Excel: the selection (written by the page) and all matching (by the API)
+    page.select_option("#export-format", "xlsx")
+    with page.expect_download() as info:
+        page.click("#export-selected")
+    sheet = openpyxl.load_workbook(saved(info.value, tmp_path), read_only=True).active
+    table = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert table[0][0] == "event_id"
+    assert {r[0] for r in table[1:]} == {
+        site.seeded.ids["inv_update"],
+        site.seeded.ids["inv_status"],
+    }
+    with page.expect_download() as info:
+        page.click("#export-all")
+    path = saved(info.value, tmp_path)
+    assert path.suffix == ".xlsx"
+    sheet = openpyxl.load_workbook(path, read_only=True).active
+    assert sheet.max_row == len(invoice) + 1
+    # JSON Lines of all matching
+    page.select_option("#export-format", "jsonl")
+    with page.expect_download() as info:
+        page.click("#export-all")
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert {json.loads(line)["event_id"] for line in lines} == invoice
 
 
 # -- alerts, dashboard ---------------------------------------------------------------------------
@@ -565,10 +599,35 @@ def test_sign_in_with_a_token_or_an_embedded_viewer_token(site: Site) -> None:
     shot(tab, "phone")
     context.close()
 
-    # an embedding product hands a short-lived token over in the fragment, never to a server
+    # embedding: the product's backend mints a short-lived read-only token with its admin
+    # token, and opens the viewer with it in the fragment (never sent to a server)
+    owner, _ = TokenStore.in_home(site.env.settings.home).create(
+        "acme", (Scope.READ, Scope.EXPORT, Scope.ADMIN), Role.OWNER
+    )
+    minted = httpx.post(
+        f"{site.url}/v1/viewer-tokens",
+        json={"minutes": 5, "name": "embedded for usr_ada"},
+        headers={"Authorization": f"Bearer {owner}"},
+    )
+    assert minted.status_code == 201, minted.text
+    viewer = minted.json()
+    assert viewer["scopes"] == ["audit_log:read"]
+    assert viewer["tenant"] == "acme"
+    expires = datetime.fromisoformat(viewer["expires_at"])
+    assert timedelta(minutes=4) < expires - datetime.now(UTC) <= timedelta(minutes=5)
+    # a viewer token can mint nothing: it has no admin
+    again = httpx.post(
+        f"{site.url}/v1/viewer-tokens",
+        json={},
+        headers={"Authorization": f"Bearer {viewer['token']}"},
+    )
+    assert again.status_code == 403
+    assert again.json()["error"]["missing_permission"] == "admin"
     context = site.browser.new_context()
     tab = context.new_page()
-    tab.goto(f"{site.url}/ui/#token={site.reader}")
+    tab.goto(f"{site.url}{viewer['embed_path']}")
     tab.wait_for_selector("tbody tr[data-event-id]")
     assert "token" not in tab.url
+    assert tab.is_disabled("#export-all")  # read only: exports need audit_log:export
+    assert tab.is_visible("#export-hint")
     context.close()

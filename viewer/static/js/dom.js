@@ -1,5 +1,5 @@
 // Building DOM from data, safely: every value becomes a text node or an attribute value,
-// never markup. No module of the viewer uses innerHTML.
+// never markup: no module of the viewer parses HTML from a string.
 
 /**
  * h('a', {href: '#/x', class: 'btn', onclick: fn}, 'text', child, [more])

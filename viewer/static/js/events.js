@@ -57,6 +57,13 @@ export function renderEvents(main, ctx, params) {
   const exportSel = h('button', {class: 'btn btn-quiet', type: 'button', id: 'export-selected', disabled: true}, 'Export selected');
   const exportAll = h('button', {class: 'btn', type: 'button', id: 'export-all'}, 'Export all matching');
 
+  const canExport = !ctx.me || (ctx.me.scopes || []).includes('audit_log:export');
+  const exportHint = h('p', {class: 'hint', id: 'export-hint', hidden: canExport},
+    'Exports need the audit_log:export permission: ask your admin for it.');
+  if (!canExport) {
+    for (const button of [exportSel, exportAll, format]) button.setAttribute('aria-describedby', 'export-hint');
+  }
+
   const field = (label, input, extra, cls) => h('div', {class: `field ${cls || ''}`}, h('label', {for: input.id}, label), input, extra);
   const form = h('form', {class: 'filters', role: 'search', 'aria-label': 'Filter the audit log', onsubmit: (ev) => ev.preventDefault()},
     field('Action', action),
@@ -80,6 +87,7 @@ export function renderEvents(main, ctx, params) {
     h('h1', {}, 'Audit log'),
     form,
     h('div', {class: 'toolbar'}, sort, size, h('span', {class: 'spacer'}), selCount, format, exportSel, exportAll),
+    exportHint,
     exportStatus,
     notice,
     h('div', {class: 'table-wrap'}, table),
@@ -94,7 +102,7 @@ export function renderEvents(main, ctx, params) {
 
   function updateSelection() {
     selCount.textContent = selected.size ? `${selected.size} selected` : 'None selected';
-    exportSel.disabled = selected.size === 0;
+    exportSel.disabled = !canExport || selected.size === 0;
     selectAll.checked = rows.length > 0 && rows.every((r) => selected.has(r.id));
   }
 
@@ -128,7 +136,7 @@ export function renderEvents(main, ctx, params) {
       prev.disabled = next.disabled = exportAll.disabled = true;
       return;
     }
-    exportAll.disabled = false;
+    exportAll.disabled = !canExport;
     rangeHint.textContent = state.from || state.to
       ? `At most ${config.max_range_days} days at a time.`
       : `Showing the last ${config.default_range_days} days; pick dates for another range (at most ${config.max_range_days} days).`;
@@ -205,7 +213,7 @@ export function renderEvents(main, ctx, params) {
     } catch (err) {
       ctx.handleError(err, exportStatus);
     } finally {
-      exportAll.disabled = false;
+      exportAll.disabled = !canExport;
     }
   });
 
