@@ -188,7 +188,8 @@ class ApiSettings:
     max_range_days: int = 400
     """The longest date range one request may cover (``AUDITSTREAM_API_MAX_RANGE_DAYS``)."""
     export_job_rows: int = 100_000
-    """Exports of this many rows or more run as background jobs, smaller ones stream."""
+    """Exports of this many rows or more run as background jobs, smaller ones stream
+    (``AUDITSTREAM_API_EXPORT_JOB_ROWS``)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,7 @@ class Settings:
             host=env.get("AUDITSTREAM_API_HOST") or "127.0.0.1",
             port=_int(env, "AUDITSTREAM_API_PORT", 8080, 0),
             max_range_days=_int(env, "AUDITSTREAM_API_MAX_RANGE_DAYS", 400, 1),
+            export_job_rows=_int(env, "AUDITSTREAM_API_EXPORT_JOB_ROWS", 100_000, 1),
         )
         return cls(
             home=home,

@@ -11,6 +11,7 @@ exactly like an id that does not exist).
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ from auditstream.api.tokens import Scope, TokenRecord, TokenStore
 from auditstream.config import ApiSettings
 from auditstream.sinks.query import QueryError
 from auditstream.sinks.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 SessionSource = Callable[[], contextlib.AbstractContextManager[Any]]
 """Hands out an analyst session for one query (``query_server.SessionPool.session``)."""
@@ -56,6 +59,8 @@ class Context:
     tokens: TokenStore
     jobs: Jobs
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    chunk: int = q.EXPORT_CHUNK
+    """Rows per keyset step of an export."""
 
     def run(self, query: q.Query) -> Any:
         try:
@@ -71,14 +76,14 @@ class Context:
         return tuple(self.run(query).result_rows[0])
 
     def iter_rows(self, tenant: str, f: q.Filters, sort: q.Sort) -> Iterator[q.EventRow]:
-        """Every matching row, in keyset steps of ``EXPORT_CHUNK`` (bounded memory)."""
+        """Every matching row, in keyset steps of ``chunk`` rows (bounded memory)."""
         cursor: q.Cursor | None = None
         while True:
-            rows = self.events(q.page(self.database, tenant, f, sort, q.EXPORT_CHUNK - 1, cursor))
-            yield from rows
-            if len(rows) < q.EXPORT_CHUNK:
+            rows = self.events(q.page(self.database, tenant, f, sort, self.chunk, cursor))
+            yield from rows[: self.chunk]
+            if len(rows) <= self.chunk:  # page() reads one row more than asked
                 return
-            cursor = rows[-1].cursor(sort, f)
+            cursor = rows[self.chunk - 1].cursor(sort, f)
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,11 @@ def create_app(ctx: Context) -> FastAPI:
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path"))
             parts.append(f"{where}: {e.get('msg')}")
         return _error(400, "bad_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("API request failed: %s %s", request.method, request.url.path)
+        return _error(500, "unavailable", "the request failed; the server log says why")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditstream.api.query import EventRow
+from auditstream.api.query import EventRow, from_ms
 from auditstream.schemas.event import UtcMillis
 
 
@@ -74,9 +73,7 @@ class EventSummary(_Out):
             event_id=row.event_id,
             tenant_id=str(v["tenant_id"]),
             occurred_at=row.occurred_at,
-            received_at=datetime.fromtimestamp(
-                int(v["received_ms"]) / 1000, row.occurred_at.tzinfo
-            ),
+            received_at=from_ms(int(v["received_ms"])),
             action=str(v["action"]),
             outcome=str(v["outcome"]),
             actor=ActorOut(

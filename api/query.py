@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -166,6 +167,21 @@ def _clean(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _ip(text: str | None) -> str | None:
+    """An address as the normalizer stores it (IPv4-mapped IPv6 as IPv4); other text as is
+    (the SDK may have hashed addresses)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def build_filters(
     *,
     now: datetime,
@@ -213,7 +229,7 @@ def build_filters(
         resource_types=tuple(t.lower() for t in _clean(entity_type)),
         resource_id=(entity_id or "").strip() or None,
         outcomes=tuple(o.lower() for o in _clean(outcome)),
-        ip=(ip or "").strip() or None,
+        ip=_ip(ip),
         session_id=(session_id or "").strip() or None,
         search=search,
     )

@@ -1,0 +1,52 @@
+"""API tokens: hashed at rest, tenant and scopes kept, revocation and expiry honoured."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from auditstream.api.tokens import Role, Scope, TokenError, TokenStore, parse_expiry, parse_scopes
+
+
+def test_create_verify_revoke(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "t.json")
+    token, record = store.create("acme", (Scope.READ,), Role.MEMBER, name="viewer")
+    text = (tmp_path / "t.json").read_text()
+    assert token not in text
+    assert token.split("_")[2] not in text
+    assert stat.S_IMODE((tmp_path / "t.json").stat().st_mode) == 0o600
+    assert store.verify(token) == record
+    assert store.verify(token + "x") is None
+    assert store.verify(token.replace(record.id, "0" * 12)) is None
+    other = TokenStore(tmp_path / "t.json")  # another process's view
+    other.revoke(record.id)
+    assert store.verify(token) is None  # the file changed: re-read
+    assert store.entries("acme")[0].revoked_at is not None
+
+
+def test_expiry(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "t.json")
+    now = datetime.now(UTC)
+    token, _ = store.create("acme", (Scope.READ,), Role.MEMBER, now + timedelta(hours=1))
+    assert store.verify(token, now) is not None
+    assert store.verify(token, now + timedelta(hours=2)) is None
+
+
+def test_role_caps_scopes_and_inputs_are_checked(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "t.json")
+    with pytest.raises(TokenError, match="member cannot hold audit_log:export"):
+        store.create("acme", (Scope.READ, Scope.EXPORT), Role.MEMBER)
+    with pytest.raises(TokenError, match="tenant"):
+        store.create("ac\u202eme", (Scope.READ,), Role.OWNER)
+    assert parse_scopes("audit_log:read, admin") == (Scope.READ, Scope.ADMIN)
+    with pytest.raises(TokenError, match="unknown scope"):
+        parse_scopes("audit_log:write")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_expiry("30d", now) == now + timedelta(days=30)
+    assert parse_expiry("2w", now) == now + timedelta(weeks=2)
+    assert parse_expiry(None) is None
+    with pytest.raises(TokenError, match="past"):
+        parse_expiry("2020-01-01", now)
