@@ -14,6 +14,11 @@ setup: $(VENV)/.installed
 	  { apt-get install -y -q kcat >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q kcat >/dev/null 2>&1; }; }; } || \
 	  echo "kcat not installed (not root or no apt-get): its interop test will be skipped"
+	@# chromium: the browser the viewer's tests drive (Playwright on the system browser; Debian package, root only)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed (not root or no apt-get): the viewer's browser tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -482,4 +482,8 @@ def create_app(ctx: Context) -> FastAPI:
             headers={"X-Content-SHA256": job.sha256 or ""},
         )  # fmt: skip
 
+    from auditstream.viewer import mount as mount_viewer
+
+    # the web viewer at /ui/, its /v1/alerts and /v1/viewer-tokens (viewer/)
+    mount_viewer(app, ctx, needs(Scope.READ), needs(Scope.ADMIN))
     return app

@@ -3,15 +3,21 @@
 A job reads its rows in keyset steps (``query.EXPORT_CHUNK`` rows, one analyst session per
 step, released in between), writes them with ``exports.write`` and keeps its state in
 memory and beside the file (``<id>.json``). Jobs belong to the tenant that asked: another
-tenant's token is told there is no such job. Files live under ``AUDITSTREAM_HOME/exports``
-(0600, like the rest of the home) until the process that wrote them is restarted.
+tenant's token is told there is no such job. Files live under
+``AUDITSTREAM_HOME/exports/<pid>/`` (0600, like the rest of the home) for ``keep_seconds``
+(a day) after they finish; a process removes its own expired ones as new jobs start, and the
+folders of processes that no longer run (their jobs can no longer be asked for) when it
+starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import secrets
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,12 +54,48 @@ class Job:
         return 0.0 if self.rows_total <= 0 else min(1.0, self.rows_written / self.rows_total)
 
 
+KEEP_SECONDS = 86_400.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class Jobs:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, root: Path, keep_seconds: float = KEEP_SECONDS) -> None:
+        self.root = root
+        self.directory = root / str(os.getpid())
+        self.keep_seconds = keep_seconds
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(MAX_RUNNING, thread_name_prefix="api-export")
+        self._swept_others = False
+
+    def _sweep(self, now: datetime) -> None:
+        """Expired jobs of this process; at the first call, folders of dead processes."""
+        if not self._swept_others and self.root.is_dir():
+            self._swept_others = True
+            for folder in self.root.iterdir():
+                if folder.is_dir() and folder.name.isdigit() and not _alive(int(folder.name)):
+                    shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            expired = [
+                j for j in self._jobs.values()
+                if j.finished_at is not None
+                and (now - j.finished_at).total_seconds() > self.keep_seconds
+            ]  # fmt: skip
+            for job in expired:
+                del self._jobs[job.id]
+        for job in expired:
+            for path in (self.path(job), self.directory / f"{job.id}.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def path(self, job: Job) -> Path:
         return self.directory / f"{job.id}.{job.format.value}"
@@ -72,6 +114,7 @@ class Jobs:
     def start(
         self, tenant: str, fmt: Format, total: int, rows: Callable[[], Iterator[EventRow]]
     ) -> Job:
+        self._sweep(datetime.now(UTC))
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         job = Job(
             id=secrets.token_hex(12), tenant=tenant, format=fmt, status="running",
