@@ -115,10 +115,17 @@ def run(settings: Settings, keep_kafka: bool) -> int:
 
     stopping = threading.Event()
     received: list[int] = []
+    pipeline: Pipeline | None = None
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
         stopping.set()
+        if len(received) == 2 and pipeline is not None:
+            # Impatient: nothing is lost (what was not committed is read again), only the
+            # drain is skipped.
+            say("second signal: killing the services", err=True)
+            for proc in list(pipeline.procs.values()):
+                proc.kill()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
