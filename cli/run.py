@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import click
+from confluent_kafka import KafkaException
 
 from auditstream.config import Settings
 from auditstream.ops import health
@@ -167,6 +168,10 @@ def run(settings: Settings, keep_kafka: bool) -> int:
             pipeline.stop_all()
     except _Stopped:
         code = 0
+    except KafkaException as exc:  # not unreachable (that is waited out): refused
+        why = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
+        say(f"error: Kafka at {settings.kafka.bootstrap_servers} refused us: {why}", err=True)
+        code = 1
     finally:
         if started_kafka and not keep_kafka:
             kafka_local.down(settings.kafka.local)
