@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,17 @@ class ChildState:
     due: float | None = None
     """When to start it again (monotonic clock), while it is down."""
     last_exit: int | None = None
+    log_from: int = 0
+    """Where this run of the child starts in its log (the log is appended to)."""
+
+
+def last_error(text: str) -> str:
+    """The last ``...error: ...`` message of a child's output, its wrapped lines joined."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    starts = [i for i, line in enumerate(lines) if re.match(r"^[\w ]*error:", line)]
+    if not starts:
+        return lines[-1] if lines else "(no output)"
+    return " ".join(line for line in lines[starts[-1] :] if line)
 
 
 class ConfigurationExit(PipelineError):
@@ -186,8 +198,10 @@ class Supervisor:
             self._start(role)
 
     def _start(self, role: str) -> None:
-        self.pipeline.start(role)
         state = self.children[role]
+        log = self.pipeline.log_path(role)
+        state.log_from = log.stat().st_size if log.exists() else 0
+        self.pipeline.start(role)
         state.started_at, state.due = self._clock(), None
 
     def tick(self) -> None:
@@ -208,8 +222,8 @@ class Supervisor:
             state.last_exit = code
             log = self.pipeline.log_path(role)
             if code == self.CONFIG_ERROR:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
-                raise ConfigurationExit(f"the {role} refused its configuration: {tail[0]}")
+                why = last_error(log.read_text(errors="replace")[state.log_from :])
+                raise ConfigurationExit(f"the {role} refused its configuration: {why}")
             ran = now - (state.started_at if state.started_at is not None else now)
             state.failures = 1 if ran >= self.backoff.reset_after else state.failures + 1
             delay = self.backoff.delay(state.failures)

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import click
+from confluent_kafka import KafkaException
 
 from auditstream.config import Settings
 from auditstream.ops import health
@@ -115,10 +116,17 @@ def run(settings: Settings, keep_kafka: bool) -> int:
 
     stopping = threading.Event()
     received: list[int] = []
+    pipeline: Pipeline | None = None
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
         stopping.set()
+        if len(received) == 2 and pipeline is not None:
+            # Impatient: nothing is lost (what was not committed is read again), only the
+            # drain is skipped.
+            say("second signal: killing the services", err=True)
+            for proc in list(pipeline.procs.values()):
+                proc.kill()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -160,6 +168,10 @@ def run(settings: Settings, keep_kafka: bool) -> int:
             pipeline.stop_all()
     except _Stopped:
         code = 0
+    except KafkaException as exc:  # not unreachable (that is waited out): refused
+        why = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
+        say(f"error: Kafka at {settings.kafka.bootstrap_servers} refused us: {why}", err=True)
+        code = 1
     finally:
         if started_kafka and not keep_kafka:
             kafka_local.down(settings.kafka.local)

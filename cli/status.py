@@ -68,6 +68,9 @@ def status_command(as_json: bool) -> None:
             [False, True, True, False, False, True, False, False],
         )
     )
+    for p in status.processes:
+        if p.api:
+            console.print(Text(f"API: {p.api} (served by the {p.role})"))
     if status.lag:
         console.print(
             table(

@@ -38,6 +38,8 @@ class Process:
     detail: str
     restarts: int | None = None
     uptime_seconds: float | None = None
+    api: str | None = None
+    """The HTTP API's URL, when the service serves it (``health.add_to_record(api=...)``)."""
 
 
 @dataclass
@@ -130,6 +132,7 @@ def processes(settings: Settings) -> tuple[int | None, list[Process]]:
                 detail,
                 restarts.get(role),
                 round(time.time() - float(record.get("started_at", time.time())), 1),
+                record.get("api"),
             )
         )
     return supervisor, out

@@ -73,6 +73,9 @@ def test_a_service_refusing_its_config_stops_run(env: Env, tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "error: the worker refused its configuration: " in done.stderr
+    assert "error: the worker refused its configuration: detector configuration error: " in (
+        done.stderr
+    )
+    assert "names unknown detector(s)" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("stopped")

@@ -98,10 +98,19 @@ def test_repeated_quick_crashes_back_off_and_a_long_run_resets(tmp_path: Path) -
 
 
 def test_a_configuration_error_is_not_restarted(tmp_path: Path) -> None:
-    sup, pipeline, _, _ = _supervisor(tmp_path)
-    log = pipeline.log_path("worker")
+    settings = Settings.from_env({"AUDITSTREAM_HOME": str(tmp_path)})
+    log = Pipeline(env={}, settings=settings).log_path("worker")
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("starting\ndetector configuration error: rules.x: unknown rule\n")
+    log.write_text("error: an earlier run's message\n")
+    sup, pipeline, _, _ = _supervisor(tmp_path)
+    with log.open("a") as out:  # after its start: what this run of it said, wrapped
+        out.write(
+            "starting\ndetector configuration error: x.toml: names unknown\ndetector(s) ['y']\n"
+        )
     _crash(pipeline, "worker", 2)
-    with pytest.raises(ConfigurationExit, match="unknown rule"):
+    with pytest.raises(ConfigurationExit) as raised:
         sup.tick()
+    assert str(raised.value) == (
+        "the worker refused its configuration: detector configuration error: x.toml: names "
+        "unknown detector(s) ['y']"
+    )
