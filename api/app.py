@@ -16,7 +16,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -29,7 +29,7 @@ from auditstream.api import models
 from auditstream.api import query as q
 from auditstream.api.exports import MEDIA_TYPES, Format, stream_text, write
 from auditstream.api.jobs import Job, Jobs
-from auditstream.api.tokens import Scope, TokenRecord, TokenStore
+from auditstream.api.tokens import Scope, TokenError, TokenRecord, TokenStore
 from auditstream.config import ApiSettings
 from auditstream.sinks.query import QueryError
 from auditstream.sinks.store import StoreUnavailable
@@ -112,6 +112,7 @@ _ACTION = (
     "`access_control`, `integration`); synonyms such as `edited` accepted"
 )
 _OUTCOME = "success, failure, denied"
+_VIEWER_SCOPE = "audit_log:read (default) and / or audit_log:export"
 _SEARCH = "Text in the entity's name or id, or the actor's name (case-insensitive)"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -275,6 +276,26 @@ def create_app(ctx: Context) -> FastAPI:
             for t in ctx.tokens.entries(who.tenant)
             if t.active(ctx.clock())
         ]
+
+    @app.post("/v1/viewer-tokens", response_model=models.ViewerToken, status_code=201,
+              tags=["tokens"])  # fmt: skip
+    def viewer_token(
+        who: Admin,
+        scope: Annotated[list[Scope] | None, Query(description=_VIEWER_SCOPE)] = None,
+        ttl_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15,
+    ) -> models.ViewerToken:
+        """A short-lived token for a viewer embedded in your product: this tenant only, read
+        (and export, if asked and this token holds it), not stored, refused once it expires
+        or once this token is revoked. Needs `admin`."""
+        wanted = tuple(scope or (Scope.READ,))
+        try:
+            token, expires = ctx.tokens.mint_viewer(
+                who.token, wanted, timedelta(minutes=ttl_minutes), ctx.clock()
+            )
+        except TokenError as exc:
+            raise q.BadRequest(str(exc)) from None
+        scopes = sorted(s.value for s in wanted)
+        return models.ViewerToken(token=token, tenant=who.tenant, scopes=scopes, expires_at=expires)
 
     # -- events --------------------------------------------------------------------------
     @app.get("/v1/events", response_model=models.EventPage, tags=["events"])

@@ -631,3 +631,22 @@ def test_serve_starts_the_store_owner_with_the_api(env: Env) -> None:
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
     assert not api_file.exists()
+
+
+def test_viewer_tokens_read_only_their_tenant(api: Api) -> None:
+    with api.client("acme_owner") as c:
+        minted = c.post("/v1/viewer-tokens", params={"ttl_minutes": 5})
+        assert minted.status_code == 201, minted.text
+        assert minted.json()["scopes"] == ["audit_log:read"]
+        refused = c.post("/v1/viewer-tokens", params={"scope": "admin"})
+        assert refused.status_code == 400
+    viewer = {"Authorization": f"Bearer {minted.json()['token']}"}
+    with httpx.Client(base_url=api.url, headers=viewer) as v:
+        events = _all(v, "/v1/events")
+        assert {e["tenant_id"] for e in events} == {"acme"}
+        assert {e["event_id"] for e in events} == api.ids(RANGE)
+        answer = v.get("/v1/exports/stream")
+        assert answer.json()["error"]["missing_permission"] == "audit_log:export"
+        assert v.post("/v1/viewer-tokens").json()["error"]["missing_permission"] == "admin"
+    with api.client("acme_member") as c:
+        assert c.post("/v1/viewer-tokens").status_code == 403
