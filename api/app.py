@@ -80,7 +80,7 @@ class Context:
         cursor: q.Cursor | None = None
         while True:
             rows = self.events(q.page(self.database, tenant, f, sort, self.chunk, cursor))
-            yield from rows[: self.chunk]
+            yield from q.unique(rows[: self.chunk])
             if len(rows) <= self.chunk:  # page() reads one row more than asked
                 return
             cursor = rows[self.chunk - 1].cursor(sort, f)
@@ -315,7 +315,7 @@ def create_app(ctx: Context) -> FastAPI:
         more = len(rows) > limit
         rows = rows[:limit]
         return models.EventPage(
-            data=[models.EventSummary.of(r) for r in rows],
+            data=[models.EventSummary.of(r) for r in q.unique(rows)],
             next_cursor=rows[-1].cursor(sort, f).encode() if more else None,
             range_from=f.start,
             range_to=f.end,
@@ -336,9 +336,9 @@ def create_app(ctx: Context) -> FastAPI:
         row = found[0]
         parent_id = str(row.values["parent_event_id"])
         parent = ctx.events(q.by_id(ctx.database, who.tenant, parent_id)) if parent_id else []
-        kids = ctx.events(q.children(ctx.database, who.tenant, wanted))
+        kids = q.unique(ctx.events(q.children(ctx.database, who.tenant, wanted)))
         corr = str(row.values["correlation_id"])
-        related = ctx.events(q.correlated(ctx.database, who.tenant, corr)) if corr else []
+        related = q.unique(ctx.events(q.correlated(ctx.database, who.tenant, corr))) if corr else []
         return models.EventDetail.of(row, parent[0] if parent else None, kids, related)
 
     @app.get("/v1/entities/{entity_type}/{entity_id}/timeline", response_model=models.Timeline,
@@ -360,7 +360,8 @@ def create_app(ctx: Context) -> FastAPI:
         f = q.apply_cursor(f, at, q.Sort.OLDEST, ctx.api.max_range_days)
         rows = ctx.events(q.page(ctx.database, who.tenant, f, q.Sort.OLDEST, limit, at))
         more = len(rows) > limit
-        rows = rows[:limit]
+        cursor_row = rows[limit - 1] if more else None
+        rows = q.unique(rows[:limit])
         return models.Timeline(
             entity=models.EntityOut(
                 type=f.resource_types[0],
@@ -374,7 +375,9 @@ def create_app(ctx: Context) -> FastAPI:
                 )
                 for r in rows
             ],
-            next_cursor=rows[-1].cursor(q.Sort.OLDEST, f).encode() if more else None,
+            next_cursor=None
+            if cursor_row is None
+            else cursor_row.cursor(q.Sort.OLDEST, f).encode(),
         )
 
     # -- analytics -----------------------------------------------------------------------
