@@ -655,3 +655,18 @@ def test_viewer_tokens_read_only_their_tenant(api: Api) -> None:
         assert v.post("/v1/viewer-tokens").json()["error"]["missing_permission"] == "admin"
     with api.client("acme_member") as c:
         assert c.post("/v1/viewer-tokens").status_code == 403
+
+
+def test_serve_says_how_when_a_sink_without_the_api_owns_the_store(env: Env) -> None:
+    pipeline = env.pipeline()  # AUDITSTREAM_API_PORT is not set: a sink without the API
+    try:
+        pipeline.start("sink")
+        pipeline.wait_sink_ready()
+        done = _cli(env, "serve", "--port", "0")
+        assert done.returncode == 1
+        assert "serves no API" in done.stderr
+        assert "AUDITSTREAM_API_PORT" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (env.settings.home / "api.json").exists()
+    finally:
+        pipeline.stop_all()
