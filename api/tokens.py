@@ -158,7 +158,7 @@ class TokenStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cache: tuple[float, int, dict[str, TokenRecord]] | None = None
+        self._cache: tuple[int, int, dict[str, TokenRecord]] | None = None
 
     @classmethod
     def in_home(cls, home: Path) -> TokenStore:
@@ -182,7 +182,7 @@ class TokenStore:
         """All records, re-read when the file changed since the last call."""
         try:
             st = self.path.stat()
-            key = (st.st_mtime, st.st_size)
+            key = (st.st_mtime_ns, st.st_ino)  # replaced atomically: a new inode each time
         except FileNotFoundError:
             return {}
         if self._cache is None or self._cache[:2] != key:
