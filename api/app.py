@@ -33,6 +33,7 @@ from auditstream.api.tokens import Scope, TokenError, TokenRecord, TokenStore
 from auditstream.config import ApiSettings
 from auditstream.sinks.query import QueryError
 from auditstream.sinks.store import StoreUnavailable
+from auditstream.sinks.tables import parse_retention_days
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,14 @@ def create_app(ctx: Context) -> FastAPI:
             raise q.BadRequest(str(exc)) from None
         scopes = sorted(s.value for s in wanted)
         return models.ViewerToken(token=token, tenant=who.tenant, scopes=scopes, expires_at=expires)
+
+    @app.get("/v1/retention", response_model=models.Retention, tags=["events"])
+    def retention(who: Reader) -> models.Retention:
+        """How long this tenant's events are kept."""
+        rows = ctx.run(q.retention(ctx.database)).result_rows
+        days = parse_retention_days(str(rows[0][0])) if rows else None
+        oldest = None if days is None else ctx.clock() - timedelta(days=days)
+        return models.Retention(days=days, oldest_kept=oldest)
 
     # -- events --------------------------------------------------------------------------
     @app.get("/v1/events", response_model=models.EventPage, tags=["events"])
