@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -228,6 +229,14 @@ def create_app(ctx: Context) -> FastAPI:
         responses=ERRORS,
     )
     app.state.ctx = ctx
+    if ctx.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(ctx.api.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization"],
+            expose_headers=["Content-Disposition", "X-Content-SHA256"],
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
