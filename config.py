@@ -91,6 +91,21 @@ def _with_secret_files(env: Mapping[str, str]) -> Mapping[str, str]:
     return {**env, **found} if found else env
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """``https://app.example.com,http://localhost:3000``: scheme, host and optional port."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        origin = part.strip().rstrip("/")
+        if not origin:
+            continue
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin such as https://app.example.com"
+            )
+        out.append(origin)
+    return tuple(out)
+
+
 def _host_instance() -> str:
     """The host name as an instance name (letters, digits, - _ . only)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:100] or "0"
@@ -260,6 +275,9 @@ class ApiSettings:
     """A request without ``from`` covers the last this many days."""
     max_range_days: int = 400
     """The longest date range one request may cover (``AUDITSTREAM_API_MAX_RANGE_DAYS``)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API (``AUDITSTREAM_API_CORS_ORIGINS``, comma
+    separated), for a viewer served from another origin; none by default."""
     export_job_rows: int = 100_000
     """Exports of this many rows or more run as background jobs, smaller ones stream
     (``AUDITSTREAM_API_EXPORT_JOB_ROWS``)."""
@@ -346,6 +364,7 @@ class Settings:
             port=_int(env, "AUDITSTREAM_API_PORT", 8080, 0),
             max_range_days=_int(env, "AUDITSTREAM_API_MAX_RANGE_DAYS", 400, 1),
             export_job_rows=_int(env, "AUDITSTREAM_API_EXPORT_JOB_ROWS", 100_000, 1),
+            cors_origins=_origins(env, "AUDITSTREAM_API_CORS_ORIGINS"),
         )
         log_format = (env.get("AUDITSTREAM_LOG_FORMAT") or "text").strip().lower()
         if log_format not in ("text", "json"):

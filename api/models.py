@@ -261,3 +261,20 @@ class TokenInfo(_Out):
     role: str
     scopes: list[str]
     expires_at: str | None
+
+
+class ViewerToken(_Out):
+    token: str = Field(description="`Authorization: Bearer <token>` until `expires_at`")
+    tenant: str
+    scopes: list[str]
+    expires_at: UtcMillis
+
+
+class Retention(_Out):
+    days: int | None = Field(description="How long events are kept (the store's TTL)")
+    oldest_kept: UtcMillis | None = Field(
+        description="Events older than this are deleted (within hours: TTL runs at merges)"
+    )
+    per_tenant: bool = Field(
+        default=False, description="Per-tenant overrides: not available yet (one retention)"
+    )

@@ -374,6 +374,15 @@ def correlated(database: str, tenant: str, correlation_id: str, limit: int = MAX
     )
 
 
+def retention(database: str) -> Query:
+    """The events table's definition (its TTL: ``tables.parse_retention_days``)."""
+    return Query(
+        "SELECT engine_full FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}",
+        {"db": database, "table": EVENTS_TABLE},
+    )
+
+
 # -- analytics ----------------------------------------------------------------------------
 def counts_by(
     database: str, tenant: str, f: Filters, dimension: Dimension, limit: int,
@@ -484,6 +493,16 @@ class EventRow:
     def cursor(self, sort: Sort, f: Filters) -> Cursor:
         return Cursor(int(self.values["occurred_ms"]), self.event_id, sort, to_ms(f.start),
                       to_ms(f.end), f.fingerprint())  # fmt: skip
+
+
+def unique(rows: Sequence[EventRow]) -> list[EventRow]:
+    """Rows without a copy that ClickHouse has not folded yet (``ReplacingMergeTree`` folds
+    at merge time): copies share (occurred_at, event_id), so they are neighbours in a page."""
+    out: list[EventRow] = []
+    for row in rows:
+        if not out or out[-1].event_id != row.event_id:
+            out.append(row)
+    return out
 
 
 def rows_of(result: Any) -> Iterator[EventRow]:

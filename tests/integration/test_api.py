@@ -490,6 +490,12 @@ def test_no_endpoint_returns_another_tenants_rows(api: Api, tmp_path: Path) -> N
             assert _ids_of(fmt, got.content, tmp_path) == [timeline[0]["event"]["event_id"]]
             assert SECRET.encode() in got.content or fmt in ("xlsx", "parquet")
             assert b"Quarterly" not in got.content
+        for hostile in ("x' OR '1'='1", "') OR 1=1 --", "{tenant:String}", "acme"):
+            assert _all(c, "/v1/events", q=hostile) == [], hostile
+            assert _all(c, "/v1/events", entity_id=hostile, actor_id=hostile) == [], hostile
+            timeline = c.get(f"/v1/entities/task/{hostile}/timeline")
+            assert timeline.status_code in (200, 404), hostile
+            assert timeline.status_code == 404 or timeline.json()["data"] == []
     with api.client("acme_owner") as c:
         assert _all(c, "/v1/events", q=SECRET) == []
         assert SECRET not in c.get("/v1/analytics/counts",
@@ -534,6 +540,14 @@ def test_permission_errors_are_clear_json(api: Api) -> None:
         assert c.get("/v1/events", params={"cursor": "garbage"}).status_code == 400
 
 
+def test_retention_is_shown(api: Api) -> None:
+    with api.client("acme_member") as c:
+        body = c.get("/v1/retention").json()
+    assert body["days"] == 365
+    assert body["per_tenant"] is False
+    assert body["oldest_kept"][:4].isdigit()
+
+
 def test_docs_and_serve_finds_the_running_api(api: Api) -> None:
     assert httpx.get(f"{api.url}/docs").status_code == 200
     schema = httpx.get(f"{api.url}/openapi.json").json()
@@ -565,7 +579,7 @@ def test_tokens_cli_revokes(api: Api) -> None:
 
 def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_path: Path) -> None:
     """An export's keyset steps (here 7 rows each; 10,000 by default) cover every row once,
-    including rows sharing one timestamp across a step boundary."""
+    including rows sharing one timestamp across a step boundary and not yet folded copies."""
     import contextlib
 
     from auditstream.api.app import Context
@@ -582,6 +596,11 @@ def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_pat
         "SELECT generateUUIDv4(), if(number % 3 = 0, 'other', 'acme'), "
         "now64(3) - toIntervalSecond(intDiv(number, 4)), now64(3) FROM numbers(100)"
     )
+    # copies ClickHouse has not folded yet (ReplacingMergeTree folds at merge time)
+    embedded.command(
+        f"INSERT INTO {database}.audit_events SELECT * FROM {database}.audit_events "
+        "WHERE tenant_id = 'acme' ORDER BY occurred_at LIMIT 3"
+    )
     settings = ClickHouseSettings(dsn=f"chdb://{embedded.path}", database=database)
     analyst = store.open_analyst(settings)
     steps: list[int] = []
@@ -595,7 +614,7 @@ def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_pat
         for sort in (Sort.NEWEST, Sort.OLDEST):
             steps.clear()
             ids = [r.event_id for r in ctx.iter_rows("acme", f, sort)]
-            assert len(steps) == 10  # 66 rows: nine full steps of 7, and the last 3
+            assert len(steps) == 10  # 69 rows stored: nine full steps of 7, and the last 6
             expected = {str(r[0]) for r in embedded.query(
                 f"SELECT event_id FROM {database}.audit_events WHERE tenant_id = 'acme'"
             ).result_rows}  # fmt: skip
@@ -631,3 +650,37 @@ def test_serve_starts_the_store_owner_with_the_api(env: Env) -> None:
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
     assert not api_file.exists()
+
+
+def test_viewer_tokens_read_only_their_tenant(api: Api) -> None:
+    with api.client("acme_owner") as c:
+        minted = c.post("/v1/viewer-tokens", params={"ttl_minutes": 5})
+        assert minted.status_code == 201, minted.text
+        assert minted.json()["scopes"] == ["audit_log:read"]
+        refused = c.post("/v1/viewer-tokens", params={"scope": "admin"})
+        assert refused.status_code == 400
+    viewer = {"Authorization": f"Bearer {minted.json()['token']}"}
+    with httpx.Client(base_url=api.url, headers=viewer) as v:
+        events = _all(v, "/v1/events")
+        assert {e["tenant_id"] for e in events} == {"acme"}
+        assert {e["event_id"] for e in events} == api.ids(RANGE)
+        answer = v.get("/v1/exports/stream")
+        assert answer.json()["error"]["missing_permission"] == "audit_log:export"
+        assert v.post("/v1/viewer-tokens").json()["error"]["missing_permission"] == "admin"
+    with api.client("acme_member") as c:
+        assert c.post("/v1/viewer-tokens").status_code == 403
+
+
+def test_serve_says_how_when_a_sink_without_the_api_owns_the_store(env: Env) -> None:
+    pipeline = env.pipeline()  # AUDITSTREAM_API_PORT is not set: a sink without the API
+    try:
+        pipeline.start("sink")
+        pipeline.wait_sink_ready()
+        done = _cli(env, "serve", "--port", "0")
+        assert done.returncode == 1
+        assert "serves no API" in done.stderr
+        assert "AUDITSTREAM_API_PORT" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (env.settings.home / "api.json").exists()
+    finally:
+        pipeline.stop_all()
