@@ -57,7 +57,7 @@ export async function renderAlerts(main, ctx, params) {
         list.prepend(alertItem(a, !first));
       }
       if (!list.children.length) replace(info, 'No alerts for these filters. New ones appear here as they are detected.');
-      else info.textContent = `${list.children.length} alerts · live, checked every ${POLL_MS / 1000} s · last check ${new Date().toLocaleTimeString()}`;
+      else info.textContent = `${list.children.length} alert${list.children.length === 1 ? '' : 's'} · live, checked every ${POLL_MS / 1000} s · last check ${new Date().toLocaleTimeString()}`;
       first = false;
     } catch (err) {
       if (ctx.handleError(err, info)) return;
