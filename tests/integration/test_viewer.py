@@ -500,7 +500,6 @@ def test_export_all_matching_and_selected_as_csv_excel_and_json(
     }
     update = next(r for r in chosen if r["event_id"] == site.seeded.ids["inv_update"])
     assert json.loads(update["changes"])[0] == {"field": "amount", "old": 120, "new": 80}
-    shot(page, "export")
 
     # Excel: the selection (written by the page) and all matching (by the API)
     page.select_option("#export-format", "xlsx")
