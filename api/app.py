@@ -16,7 +16,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -29,7 +29,7 @@ from auditstream.api import models
 from auditstream.api import query as q
 from auditstream.api.exports import MEDIA_TYPES, Format, stream_text, write
 from auditstream.api.jobs import Job, Jobs
-from auditstream.api.tokens import Scope, TokenRecord, TokenStore
+from auditstream.api.tokens import Scope, TokenError, TokenRecord, TokenStore
 from auditstream.config import ApiSettings
 from auditstream.sinks.query import QueryError
 from auditstream.sinks.store import StoreUnavailable
@@ -80,7 +80,7 @@ class Context:
         cursor: q.Cursor | None = None
         while True:
             rows = self.events(q.page(self.database, tenant, f, sort, self.chunk, cursor))
-            yield from rows[: self.chunk]
+            yield from q.unique(rows[: self.chunk])
             if len(rows) <= self.chunk:  # page() reads one row more than asked
                 return
             cursor = rows[self.chunk - 1].cursor(sort, f)
@@ -112,6 +112,7 @@ _ACTION = (
     "`access_control`, `integration`); synonyms such as `edited` accepted"
 )
 _OUTCOME = "success, failure, denied"
+_VIEWER_SCOPE = "audit_log:read (default) and / or audit_log:export"
 _SEARCH = "Text in the entity's name or id, or the actor's name (case-insensitive)"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -276,6 +277,26 @@ def create_app(ctx: Context) -> FastAPI:
             if t.active(ctx.clock())
         ]
 
+    @app.post("/v1/viewer-tokens", response_model=models.ViewerToken, status_code=201,
+              tags=["tokens"])  # fmt: skip
+    def viewer_token(
+        who: Admin,
+        scope: Annotated[list[Scope] | None, Query(description=_VIEWER_SCOPE)] = None,
+        ttl_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15,
+    ) -> models.ViewerToken:
+        """A short-lived token for a viewer embedded in your product: this tenant only, read
+        (and export, if asked and this token holds it), not stored, refused once it expires
+        or once this token is revoked. Needs `admin`."""
+        wanted = tuple(scope or (Scope.READ,))
+        try:
+            token, expires = ctx.tokens.mint_viewer(
+                who.token, wanted, timedelta(minutes=ttl_minutes), ctx.clock()
+            )
+        except TokenError as exc:
+            raise q.BadRequest(str(exc)) from None
+        scopes = sorted(s.value for s in wanted)
+        return models.ViewerToken(token=token, tenant=who.tenant, scopes=scopes, expires_at=expires)
+
     # -- events --------------------------------------------------------------------------
     @app.get("/v1/events", response_model=models.EventPage, tags=["events"])
     def list_events(
@@ -294,7 +315,7 @@ def create_app(ctx: Context) -> FastAPI:
         more = len(rows) > limit
         rows = rows[:limit]
         return models.EventPage(
-            data=[models.EventSummary.of(r) for r in rows],
+            data=[models.EventSummary.of(r) for r in q.unique(rows)],
             next_cursor=rows[-1].cursor(sort, f).encode() if more else None,
             range_from=f.start,
             range_to=f.end,
@@ -315,9 +336,9 @@ def create_app(ctx: Context) -> FastAPI:
         row = found[0]
         parent_id = str(row.values["parent_event_id"])
         parent = ctx.events(q.by_id(ctx.database, who.tenant, parent_id)) if parent_id else []
-        kids = ctx.events(q.children(ctx.database, who.tenant, wanted))
+        kids = q.unique(ctx.events(q.children(ctx.database, who.tenant, wanted)))
         corr = str(row.values["correlation_id"])
-        related = ctx.events(q.correlated(ctx.database, who.tenant, corr)) if corr else []
+        related = q.unique(ctx.events(q.correlated(ctx.database, who.tenant, corr))) if corr else []
         return models.EventDetail.of(row, parent[0] if parent else None, kids, related)
 
     @app.get("/v1/entities/{entity_type}/{entity_id}/timeline", response_model=models.Timeline,
@@ -339,7 +360,8 @@ def create_app(ctx: Context) -> FastAPI:
         f = q.apply_cursor(f, at, q.Sort.OLDEST, ctx.api.max_range_days)
         rows = ctx.events(q.page(ctx.database, who.tenant, f, q.Sort.OLDEST, limit, at))
         more = len(rows) > limit
-        rows = rows[:limit]
+        cursor_row = rows[limit - 1] if more else None
+        rows = q.unique(rows[:limit])
         return models.Timeline(
             entity=models.EntityOut(
                 type=f.resource_types[0],
@@ -353,7 +375,9 @@ def create_app(ctx: Context) -> FastAPI:
                 )
                 for r in rows
             ],
-            next_cursor=rows[-1].cursor(q.Sort.OLDEST, f).encode() if more else None,
+            next_cursor=None
+            if cursor_row is None
+            else cursor_row.cursor(q.Sort.OLDEST, f).encode(),
         )
 
     # -- analytics -----------------------------------------------------------------------
@@ -484,6 +508,5 @@ def create_app(ctx: Context) -> FastAPI:
 
     from auditstream.viewer import mount as mount_viewer
 
-    # the web viewer at /ui/, its /v1/alerts and /v1/viewer-tokens (viewer/)
-    mount_viewer(app, ctx, needs(Scope.READ), needs(Scope.ADMIN))
+    mount_viewer(app, ctx, needs(Scope.READ))  # the web viewer at /ui/, and its /v1/alerts
     return app

@@ -261,3 +261,10 @@ class TokenInfo(_Out):
     role: str
     scopes: list[str]
     expires_at: str | None
+
+
+class ViewerToken(_Out):
+    token: str = Field(description="`Authorization: Bearer <token>` until `expires_at`")
+    tenant: str
+    scopes: list[str]
+    expires_at: UtcMillis

@@ -486,6 +486,16 @@ class EventRow:
                       to_ms(f.end), f.fingerprint())  # fmt: skip
 
 
+def unique(rows: Sequence[EventRow]) -> list[EventRow]:
+    """Rows without a copy that ClickHouse has not folded yet (``ReplacingMergeTree`` folds
+    at merge time): copies share (occurred_at, event_id), so they are neighbours in a page."""
+    out: list[EventRow] = []
+    for row in rows:
+        if not out or out[-1].event_id != row.event_id:
+            out.append(row)
+    return out
+
+
 def rows_of(result: Any) -> Iterator[EventRow]:
     for row in result.result_rows:
         yield EventRow.of(row)

@@ -11,6 +11,13 @@ with a ClickHouse server, API replicas read the same file (mount it as a secret)
 store's users never see token hashes. The API re-reads the file when it changes, so a
 revocation takes effect on the next request.
 
+**Viewer tokens** (``asv_...``) are for a viewer embedded in a product: a token with
+``admin`` mints one (``POST /v1/viewer-tokens``) for its own tenant, with at most its own
+read / export scopes, for minutes to a day. They are not stored: the payload (tenant,
+scopes, expiry, the minting token's id) is signed with HMAC-SHA-256 under a secret kept
+beside the token file (``api-secret``, 0600, made on first use), and one is refused once it
+expires or once the token that minted it is revoked.
+
 Permissions are scopes: ``audit_log:read`` (events, timelines, analytics),
 ``audit_log:export`` (exports), ``admin`` (the tenant's settings). A role caps the scopes a
 token may hold: ``member`` reads, ``admin`` also exports, ``owner`` may hold all three.
@@ -18,6 +25,7 @@ token may hold: ``member`` reads, ``admin`` also exports, ``owner`` may hold all
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -36,7 +44,10 @@ from typing import Any
 from auditstream.schemas.values import check_identifier
 
 TOKENS_FILE = "api-tokens.json"
+SECRET_FILE = "api-secret"  # noqa: S105 (a file name)
 PREFIX = "ast_"
+VIEWER_PREFIX = "asv_"
+VIEWER_MAX = timedelta(days=1)
 _TOKEN = re.compile(r"^ast_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 
 
@@ -147,7 +158,7 @@ class TokenStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cache: tuple[float, int, dict[str, TokenRecord]] | None = None
+        self._cache: tuple[int, int, dict[str, TokenRecord]] | None = None
 
     @classmethod
     def in_home(cls, home: Path) -> TokenStore:
@@ -171,7 +182,7 @@ class TokenStore:
         """All records, re-read when the file changed since the last call."""
         try:
             st = self.path.stat()
-            key = (st.st_mtime, st.st_size)
+            key = (st.st_mtime_ns, st.st_ino)  # replaced atomically: a new inode each time
         except FileNotFoundError:
             return {}
         if self._cache is None or self._cache[:2] != key:
@@ -180,6 +191,8 @@ class TokenStore:
 
     def verify(self, token: str, now: datetime | None = None) -> TokenRecord | None:
         """The active record for ``token``, or None (unknown, wrong secret, revoked, expired)."""
+        if token.strip().startswith(VIEWER_PREFIX):
+            return self._verify_viewer(token.strip(), now or _now())
         match = _TOKEN.match(token.strip())
         if match is None:
             return None
@@ -187,6 +200,79 @@ class TokenStore:
         if record is None or not hmac.compare_digest(record.sha256, digest(token.strip())):
             return None
         return record if record.active(now or _now()) else None
+
+    # -- viewer tokens -----------------------------------------------------------------------
+    def _secret(self, create: bool) -> bytes | None:
+        path = self.path.with_name(SECRET_FILE)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    def mint_viewer(
+        self, parent: TokenRecord, scopes: tuple[Scope, ...], ttl: timedelta,
+        now: datetime | None = None,
+    ) -> tuple[str, datetime]:  # fmt: skip
+        """A short-lived token for ``parent``'s tenant with ``scopes`` (read / export, each
+        held by ``parent``), valid for ``ttl`` (at most a day)."""
+        now = now or _now()
+        if not timedelta(0) < ttl <= VIEWER_MAX:
+            raise TokenError("a viewer token lives between a second and a day")
+        allowed = {Scope.READ.value, Scope.EXPORT.value} & set(parent.scopes)
+        beyond = [s.value for s in scopes if s.value not in allowed]
+        if beyond or not scopes:
+            raise TokenError(
+                f"a viewer token may hold {', '.join(sorted(allowed)) or 'nothing'} "
+                f"(read / export scopes of the token that mints it), not {', '.join(beyond)}"
+            )
+        expires = now + ttl
+        secret = self._secret(create=True)
+        assert secret is not None
+        payload = json.dumps(
+            [1, parent.tenant, sorted(s.value for s in scopes),
+             int(expires.timestamp() * 1000), parent.id],
+            separators=(",", ":"),
+        ).encode()  # fmt: skip
+        body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
+        signature = base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        return f"{VIEWER_PREFIX}{body}.{signature}", expires
+
+    def _verify_viewer(self, token: str, now: datetime) -> TokenRecord | None:
+        secret = self._secret(create=False)
+        body, _, signature = token.removeprefix(VIEWER_PREFIX).partition(".")
+        if secret is None or not body or not signature:
+            return None
+        mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
+        expected = base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        if not hmac.compare_digest(expected, signature):
+            return None
+        try:
+            version, tenant, scopes, expires_ms, parent_id = json.loads(
+                base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            )
+        except (ValueError, TypeError):
+            return None
+        expires = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
+        parent = self.records().get(str(parent_id))
+        if version != 1 or expires <= now or parent is None or not parent.active(now):
+            return None
+        if parent.tenant != tenant:
+            return None
+        return TokenRecord(
+            id=f"viewer-{parent.id}", tenant=str(tenant), scopes=tuple(scopes),
+            role="viewer", created_at=_iso(now), expires_at=_iso(expires), sha256="",
+            name=f"viewer minted by {parent.id}",
+        )  # fmt: skip
 
     # -- changing --------------------------------------------------------------------------
     @contextlib.contextmanager

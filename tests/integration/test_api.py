@@ -565,7 +565,7 @@ def test_tokens_cli_revokes(api: Api) -> None:
 
 def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_path: Path) -> None:
     """An export's keyset steps (here 7 rows each; 10,000 by default) cover every row once,
-    including rows sharing one timestamp across a step boundary."""
+    including rows sharing one timestamp across a step boundary and not yet folded copies."""
     import contextlib
 
     from auditstream.api.app import Context
@@ -582,6 +582,11 @@ def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_pat
         "SELECT generateUUIDv4(), if(number % 3 = 0, 'other', 'acme'), "
         "now64(3) - toIntervalSecond(intDiv(number, 4)), now64(3) FROM numbers(100)"
     )
+    # copies ClickHouse has not folded yet (ReplacingMergeTree folds at merge time)
+    embedded.command(
+        f"INSERT INTO {database}.audit_events SELECT * FROM {database}.audit_events "
+        "WHERE tenant_id = 'acme' ORDER BY occurred_at LIMIT 3"
+    )
     settings = ClickHouseSettings(dsn=f"chdb://{embedded.path}", database=database)
     analyst = store.open_analyst(settings)
     steps: list[int] = []
@@ -595,7 +600,7 @@ def test_exports_read_in_keyset_steps_without_losing_rows(embedded: Any, tmp_pat
         for sort in (Sort.NEWEST, Sort.OLDEST):
             steps.clear()
             ids = [r.event_id for r in ctx.iter_rows("acme", f, sort)]
-            assert len(steps) == 10  # 66 rows: nine full steps of 7, and the last 3
+            assert len(steps) == 10  # 69 rows stored: nine full steps of 7, and the last 6
             expected = {str(r[0]) for r in embedded.query(
                 f"SELECT event_id FROM {database}.audit_events WHERE tenant_id = 'acme'"
             ).result_rows}  # fmt: skip
@@ -631,3 +636,37 @@ def test_serve_starts_the_store_owner_with_the_api(env: Env) -> None:
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
     assert not api_file.exists()
+
+
+def test_viewer_tokens_read_only_their_tenant(api: Api) -> None:
+    with api.client("acme_owner") as c:
+        minted = c.post("/v1/viewer-tokens", params={"ttl_minutes": 5})
+        assert minted.status_code == 201, minted.text
+        assert minted.json()["scopes"] == ["audit_log:read"]
+        refused = c.post("/v1/viewer-tokens", params={"scope": "admin"})
+        assert refused.status_code == 400
+    viewer = {"Authorization": f"Bearer {minted.json()['token']}"}
+    with httpx.Client(base_url=api.url, headers=viewer) as v:
+        events = _all(v, "/v1/events")
+        assert {e["tenant_id"] for e in events} == {"acme"}
+        assert {e["event_id"] for e in events} == api.ids(RANGE)
+        answer = v.get("/v1/exports/stream")
+        assert answer.json()["error"]["missing_permission"] == "audit_log:export"
+        assert v.post("/v1/viewer-tokens").json()["error"]["missing_permission"] == "admin"
+    with api.client("acme_member") as c:
+        assert c.post("/v1/viewer-tokens").status_code == 403
+
+
+def test_serve_says_how_when_a_sink_without_the_api_owns_the_store(env: Env) -> None:
+    pipeline = env.pipeline()  # AUDITSTREAM_API_PORT is not set: a sink without the API
+    try:
+        pipeline.start("sink")
+        pipeline.wait_sink_ready()
+        done = _cli(env, "serve", "--port", "0")
+        assert done.returncode == 1
+        assert "serves no API" in done.stderr
+        assert "AUDITSTREAM_API_PORT" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (env.settings.home / "api.json").exists()
+    finally:
+        pipeline.stop_all()

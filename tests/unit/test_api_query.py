@@ -120,3 +120,15 @@ def test_ip_filter_is_normalised_like_stored_addresses() -> None:
     assert _filters(ip="::ffff:203.0.113.9").ip == "203.0.113.9"
     assert _filters(ip="2001:DB8::1").ip == "2001:db8::1"
     assert _filters(ip="h:1f2e3d").ip == "h:1f2e3d"  # a hashed address, as sent
+
+
+def test_unique_drops_neighbouring_copies_only() -> None:
+    from auditstream.api.query import ROW_NAMES, EventRow
+
+    def row(event_id: str) -> EventRow:
+        values = {n: "" for n in ROW_NAMES} | {"event_id": event_id, "changes_field": [],
+                                               "changes_old": [], "changes_new": []}  # fmt: skip
+        return EventRow.of([values[n] for n in ROW_NAMES])
+
+    ids = [r.event_id for r in q.unique([row("a"), row("a"), row("b"), row("a")])]
+    assert ids == ["a", "b", "a"]

@@ -50,3 +50,27 @@ def test_role_caps_scopes_and_inputs_are_checked(tmp_path: Path) -> None:
     assert parse_expiry(None) is None
     with pytest.raises(TokenError, match="past"):
         parse_expiry("2020-01-01", now)
+
+
+def test_viewer_tokens_are_signed_short_lived_and_die_with_their_parent(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "t.json")
+    _, parent = store.create("acme", (Scope.READ, Scope.EXPORT, Scope.ADMIN), Role.OWNER)
+    now = datetime.now(UTC)
+    viewer, expires = store.mint_viewer(parent, (Scope.READ,), timedelta(minutes=15), now)
+    assert stat.S_IMODE((tmp_path / "api-secret").stat().st_mode) == 0o600
+    record = store.verify(viewer, now)
+    assert record is not None
+    assert (record.tenant, record.scopes) == ("acme", ("audit_log:read",))
+    assert store.verify(viewer, expires) is None  # expired
+    body, _, signature = viewer.partition(".")
+    forged = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1] + "." + signature
+    assert store.verify(forged, now) is None
+    with pytest.raises(TokenError, match="may hold"):
+        store.mint_viewer(parent, (Scope.ADMIN,), timedelta(minutes=5), now)
+    with pytest.raises(TokenError, match="a day"):
+        store.mint_viewer(parent, (Scope.READ,), timedelta(days=2), now)
+    _, reader = store.create("acme", (Scope.READ,), Role.MEMBER)
+    with pytest.raises(TokenError, match="may hold audit_log:read"):
+        store.mint_viewer(reader, (Scope.EXPORT,), timedelta(minutes=5), now)
+    store.revoke(parent.id)
+    assert store.verify(viewer, now) is None  # its parent is revoked
