@@ -313,6 +313,19 @@ def test_table_shows_newest_first_in_local_time_with_utc_on_hover(site: Site, pa
     assert wait_rows(page, set(oldest)) == oldest
     assert "sort=oldest" in page.url
 
+    # every control has a name a screen reader can say
+    unnamed = page.evaluate(
+        """[...document.querySelectorAll('input, select, button')]
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                         && !e.textContent.trim())
+            .map(e => e.id || e.name || e.tagName)"""
+    )
+    assert unnamed == []
+    # the keyboard alone opens an event: focus its action, press Enter
+    page.locator("tbody tr").first.locator("a.action").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#card-details")
+
 
 def test_each_filter_narrows_the_table_and_lives_in_the_url(site: Site, page: Any) -> None:
     acme = site.seeded.tenant("acme")
