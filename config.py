@@ -70,6 +70,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """``https://app.example.com,http://localhost:3000``: scheme, host and optional port."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        origin = part.strip().rstrip("/")
+        if not origin:
+            continue
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin such as https://app.example.com"
+            )
+        out.append(origin)
+    return tuple(out)
+
+
 def _host_instance() -> str:
     """The host name as an instance name (letters, digits, - _ . only)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:100] or "0"
@@ -187,6 +202,9 @@ class ApiSettings:
     """A request without ``from`` covers the last this many days."""
     max_range_days: int = 400
     """The longest date range one request may cover (``AUDITSTREAM_API_MAX_RANGE_DAYS``)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API (``AUDITSTREAM_API_CORS_ORIGINS``, comma
+    separated), for a viewer served from another origin; none by default."""
     export_job_rows: int = 100_000
     """Exports of this many rows or more run as background jobs, smaller ones stream
     (``AUDITSTREAM_API_EXPORT_JOB_ROWS``)."""
@@ -268,6 +286,7 @@ class Settings:
             port=_int(env, "AUDITSTREAM_API_PORT", 8080, 0),
             max_range_days=_int(env, "AUDITSTREAM_API_MAX_RANGE_DAYS", 400, 1),
             export_job_rows=_int(env, "AUDITSTREAM_API_EXPORT_JOB_ROWS", 100_000, 1),
+            cors_origins=_origins(env, "AUDITSTREAM_API_CORS_ORIGINS"),
         )
         return cls(
             home=home,

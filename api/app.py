@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +34,7 @@ from auditstream.api.tokens import Scope, TokenError, TokenRecord, TokenStore
 from auditstream.config import ApiSettings
 from auditstream.sinks.query import QueryError
 from auditstream.sinks.store import StoreUnavailable
+from auditstream.sinks.tables import parse_retention_days
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,14 @@ def create_app(ctx: Context) -> FastAPI:
         responses=ERRORS,
     )
     app.state.ctx = ctx
+    if ctx.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(ctx.api.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization"],
+            expose_headers=["Content-Disposition", "X-Content-SHA256"],
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -296,6 +306,14 @@ def create_app(ctx: Context) -> FastAPI:
             raise q.BadRequest(str(exc)) from None
         scopes = sorted(s.value for s in wanted)
         return models.ViewerToken(token=token, tenant=who.tenant, scopes=scopes, expires_at=expires)
+
+    @app.get("/v1/retention", response_model=models.Retention, tags=["events"])
+    def retention(who: Reader) -> models.Retention:
+        """How long this tenant's events are kept."""
+        rows = ctx.run(q.retention(ctx.database)).result_rows
+        days = parse_retention_days(str(rows[0][0])) if rows else None
+        oldest = None if days is None else ctx.clock() - timedelta(days=days)
+        return models.Retention(days=days, oldest_kept=oldest)
 
     # -- events --------------------------------------------------------------------------
     @app.get("/v1/events", response_model=models.EventPage, tags=["events"])

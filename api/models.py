@@ -268,3 +268,13 @@ class ViewerToken(_Out):
     tenant: str
     scopes: list[str]
     expires_at: UtcMillis
+
+
+class Retention(_Out):
+    days: int | None = Field(description="How long events are kept (the store's TTL)")
+    oldest_kept: UtcMillis | None = Field(
+        description="Events older than this are deleted (within hours: TTL runs at merges)"
+    )
+    per_tenant: bool = Field(
+        default=False, description="Per-tenant overrides: not available yet (one retention)"
+    )

@@ -374,6 +374,15 @@ def correlated(database: str, tenant: str, correlation_id: str, limit: int = MAX
     )
 
 
+def retention(database: str) -> Query:
+    """The events table's definition (its TTL: ``tables.parse_retention_days``)."""
+    return Query(
+        "SELECT engine_full FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}",
+        {"db": database, "table": EVENTS_TABLE},
+    )
+
+
 # -- analytics ----------------------------------------------------------------------------
 def counts_by(
     database: str, tenant: str, f: Filters, dimension: Dimension, limit: int,

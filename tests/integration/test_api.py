@@ -534,6 +534,14 @@ def test_permission_errors_are_clear_json(api: Api) -> None:
         assert c.get("/v1/events", params={"cursor": "garbage"}).status_code == 400
 
 
+def test_retention_is_shown(api: Api) -> None:
+    with api.client("acme_member") as c:
+        body = c.get("/v1/retention").json()
+    assert body["days"] == 365
+    assert body["per_tenant"] is False
+    assert body["oldest_kept"][:4].isdigit()
+
+
 def test_docs_and_serve_finds_the_running_api(api: Api) -> None:
     assert httpx.get(f"{api.url}/docs").status_code == 200
     schema = httpx.get(f"{api.url}/openapi.json").json()
