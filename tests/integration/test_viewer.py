@@ -514,6 +514,13 @@ def test_export_all_matching_and_selected_as_csv_excel_and_json(
     update = next(r for r in chosen if r["event_id"] == site.seeded.ids["inv_update"])
     assert json.loads(update["changes"])[0] == {"field": "amount", "old": 120, "new": 80}
 
+    # a selection's cells are formula-safe like the API's, numbers stay numbers
+    safe = page.evaluate(
+        """import('./js/exports.js').then(m =>
+             ['=HYPERLINK("x")', '+1+1', '@SUM(A1)', '-5', '-74.01', 'plain'].map(m.formulaSafe))"""
+    )
+    assert safe == ['\'=HYPERLINK("x")', "'+1+1", "'@SUM(A1)", "-5", "-74.01", "plain"]
+
     # Excel: the selection (written by the page) and all matching (by the API)
     page.select_option("#export-format", "xlsx")
     with page.expect_download() as info:
