@@ -11,17 +11,19 @@ sent ``repeat`` times. A benchmark prints figures; no test asserts on them.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import statistics
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 from auditstream.api.server import ApiServer
 from auditstream.api.tokens import Role, Scope, TokenStore
@@ -59,13 +61,34 @@ def fill(client: object, database: str, rows: int, days: int, tenants: int) -> f
     return time.perf_counter() - began
 
 
-def _measure(client: httpx.Client, path: str, params: dict[str, str], repeat: int) -> list[float]:
+class _Client:
+    """A keep-alive HTTP client from the standard library (the bench ships with the package;
+    httpx is a test dependency only)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        self._conn.request("GET", path + query, headers=self._headers)
+        answer = self._conn.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"{path}: {answer.status} {body[:200]!r}")
+        return json.loads(body)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _measure(client: _Client, path: str, params: dict[str, str], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         began = time.perf_counter()
-        answer = client.get(path, params=params)
+        client.get(path, params)
         times.append((time.perf_counter() - began) * 1000)
-        answer.raise_for_status()
     return times
 
 
@@ -145,38 +168,38 @@ def main() -> None:
             ("summary, 30 days", "/v1/analytics/summary", month),
             ("trend per day, 30 days", "/v1/analytics/trend", month),
         ]
+        client = _Client(server.url, token)
         try:
-            with httpx.Client(base_url=server.url, timeout=120,
-                              headers={"Authorization": f"Bearer {token}"}) as client:  # fmt: skip
-                some = client.get("/v1/events", params={**week, "actor_id": "usr_42"}).json()
-                if some["data"]:
-                    event = some["data"][-1]
-                    entity = event["entity"]
-                    cases += [
-                        ("event detail (by id, no range)", f"/v1/events/{event['event_id']}", {}),
-                        ("entity timeline (400 days)",
-                         f"/v1/entities/{entity['type']}/{entity['id']}/timeline", {}),
-                    ]  # fmt: skip
-                print(f"{'request':40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-                for name, path, params in cases:
-                    _measure(client, path, params, 2)  # warm-up
-                    times = sorted(_measure(client, path, params, args.repeat))
-                    p95 = times[max(0, int(len(times) * 0.95) - 1)]
-                    print(f"{name:40} {statistics.median(times):8.1f} {p95:8.1f} "
-                          f"{times[-1]:8.1f}")  # fmt: skip
-                if args.ingest_seconds > 0:
+            some = client.get("/v1/events", {**week, "actor_id": "usr_42"})
+            if some["data"]:
+                event = some["data"][-1]
+                entity = event["entity"]
+                cases += [
+                    ("event detail (by id, no range)", f"/v1/events/{event['event_id']}", {}),
+                    ("entity timeline (400 days)",
+                     f"/v1/entities/{entity['type']}/{entity['id']}/timeline", {}),
+                ]  # fmt: skip
+            print(f"{'request':40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+            for name, path, params in cases:
+                _measure(client, path, params, 2)  # warm-up
+                times = sorted(_measure(client, path, params, args.repeat))
+                p95 = times[max(0, int(len(times) * 0.95) - 1)]
+                print(f"{name:40} {statistics.median(times):8.1f} {p95:8.1f} "
+                      f"{times[-1]:8.1f}")  # fmt: skip
+            if args.ingest_seconds > 0:
 
-                    def api_load() -> None:
-                        for _, path, params in cases:
-                            client.get(path, params=params)
+                def api_load() -> None:
+                    for _, path, params in cases:
+                        client.get(path, params)
 
-                    alone = _ingest(writer, args.ingest_seconds, None)
-                    loaded = _ingest(writer, args.ingest_seconds, api_load)
-                    print(f"{'insert of 2,000 rows':40} {'p50 ms':>8} {'p99 ms':>8}")
-                    for label, lat in (("alone", alone), ("while the API is queried", loaded)):
-                        print(f"{label:40} {statistics.median(lat):8.1f} "
-                              f"{_quantile(lat, 0.99):8.1f}")  # fmt: skip
+                alone = _ingest(writer, args.ingest_seconds, None)
+                loaded = _ingest(writer, args.ingest_seconds, api_load)
+                print(f"{'insert of 2,000 rows':40} {'p50 ms':>8} {'p99 ms':>8}")
+                for label, lat in (("alone", alone), ("while the API is queried", loaded)):
+                    print(f"{label:40} {statistics.median(lat):8.1f} "
+                          f"{_quantile(lat, 0.99):8.1f}")  # fmt: skip
         finally:
+            client.close()
             server.stop()
             pool.close()
             writer.close()

@@ -490,6 +490,12 @@ def test_no_endpoint_returns_another_tenants_rows(api: Api, tmp_path: Path) -> N
             assert _ids_of(fmt, got.content, tmp_path) == [timeline[0]["event"]["event_id"]]
             assert SECRET.encode() in got.content or fmt in ("xlsx", "parquet")
             assert b"Quarterly" not in got.content
+        for hostile in ("x' OR '1'='1", "') OR 1=1 --", "{tenant:String}", "acme"):
+            assert _all(c, "/v1/events", q=hostile) == [], hostile
+            assert _all(c, "/v1/events", entity_id=hostile, actor_id=hostile) == [], hostile
+            timeline = c.get(f"/v1/entities/task/{hostile}/timeline")
+            assert timeline.status_code in (200, 404), hostile
+            assert timeline.status_code == 404 or timeline.json()["data"] == []
     with api.client("acme_owner") as c:
         assert _all(c, "/v1/events", q=SECRET) == []
         assert SECRET not in c.get("/v1/analytics/counts",
