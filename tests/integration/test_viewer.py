@@ -32,6 +32,7 @@ from .conftest import Env, wait_for
 pytestmark = pytest.mark.integration
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TOKEN_KEY = "auditstream.viewer.token"
 ZONE = "Europe/Berlin"  # the browser's time zone: dates show in it, UTC on hover
@@ -613,13 +614,17 @@ def test_dashboard_draws_its_charts(site: Site, page: Any) -> None:
     total = len(site.seeded.tenant("acme"))
     assert page.locator("#stats .stat strong").first.inner_text() == f"{total:,}"
     for chart in ("c-trend", "c-actors", "c-entities", "c-actions"):
-        page.wait_for_function(
-            f"document.getElementById('{chart}').getAttribute('aria-label') !== 'loading'"
-        )
+        expect(page.locator(f"#{chart}")).not_to_have_attribute("aria-label", "loading")
     assert "CI deploy key" in page.get_attribute("#c-actors", "aria-label")
     assert page.evaluate("Object.keys(Chart.instances).length") == 5
     assert "privilege_escalation" in page.get_attribute("#c-alerts", "aria-label")
     shot(page, "dashboard")
+
+    # a chosen range: the day of the settings changes, three weeks ago
+    day = (NOW - timedelta(days=20)).astimezone(ZoneInfo(ZONE)).date().isoformat()
+    page.goto(f"{site.url}/ui/#/dashboard?from={day}&to={day}")
+    expect(page.locator("#stats .stat strong").first).to_have_text("3")
+    assert "settings_change: 3" in page.get_attribute("#c-actions", "aria-label")
 
 
 # -- access ------------------------------------------------------------------------------------
