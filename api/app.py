@@ -526,6 +526,5 @@ def create_app(ctx: Context) -> FastAPI:
 
     from auditstream.viewer import mount as mount_viewer
 
-    # the web viewer at /ui/, its /v1/alerts and /v1/viewer-tokens (viewer/)
-    mount_viewer(app, ctx, needs(Scope.READ), needs(Scope.ADMIN))
+    mount_viewer(app, ctx, needs(Scope.READ))  # the web viewer at /ui/, and its /v1/alerts
     return app

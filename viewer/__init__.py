@@ -58,15 +58,12 @@ def viewer_config(ctx: Context) -> dict[str, Any]:
     }
 
 
-def mount(
-    app: FastAPI, ctx: Context, reader: Callable[..., Any], admin: Callable[..., Any]
-) -> None:
-    """Serve the viewer at ``/ui/``, the alerts it shows at ``/v1/alerts`` and short-lived
-    viewer tokens for embedding at ``/v1/viewer-tokens``.
+def mount(app: FastAPI, ctx: Context, reader: Callable[..., Any]) -> None:
+    """Serve the viewer at ``/ui/`` and the alerts it shows at ``/v1/alerts``.
 
-    ``reader`` and ``admin`` are the API's dependencies that check a token for
-    ``audit_log:read`` / ``admin`` and return the caller (with ``.tenant``)."""
-    from auditstream.viewer import alerts, embed
+    ``reader`` is the API's dependency that checks a token for ``audit_log:read`` and
+    returns the caller (with ``.tenant``)."""
+    from auditstream.viewer import alerts
 
     config = viewer_config(ctx)
 
@@ -79,5 +76,4 @@ def mount(
         return JSONResponse(config, headers=SECURITY_HEADERS)
 
     app.include_router(alerts.router(ctx, reader))
-    app.include_router(embed.router(ctx, admin))
     app.mount("/ui", _Static(directory=STATIC, html=True), name="ui")

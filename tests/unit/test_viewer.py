@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from auditstream.api.app import create_app
 from auditstream.api.server import context
-from auditstream.api.tokens import Role, Scope, TokenStore
 from auditstream.config import Settings
 from auditstream.schemas.actions import Action
 from auditstream.schemas.alert import Severity
@@ -83,39 +82,6 @@ def test_the_pages_load_nothing_from_another_origin() -> None:
         text = script.read_text().replace("http://schemas.openxmlformats.org", "")
         assert not re.search(r"https?://", text), script.name
     assert (STATIC / "vendor" / "chart.js-LICENSE.md").exists()
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def test_viewer_tokens_are_short_lived_and_never_admin(client: TestClient, home: Path) -> None:
-    tokens = TokenStore.in_home(home)
-    owner, _ = tokens.create("acme", (Scope.READ, Scope.EXPORT, Scope.ADMIN), Role.OWNER)
-    member, _ = tokens.create("acme", (Scope.READ,), Role.MEMBER)
-
-    minted = client.post("/v1/viewer-tokens", json={"minutes": 10}, headers=_bearer(owner))
-    assert minted.status_code == 201
-    doc = minted.json()
-    assert doc["embed_path"] == f"/ui/#token={doc['token']}"
-    record = tokens.verify(doc["token"])
-    assert record is not None
-    assert (record.tenant, record.scopes, record.role) == ("acme", ("audit_log:read",), "member")
-    expires = datetime.fromisoformat(doc["expires_at"])
-    assert expires - datetime.now(UTC) <= timedelta(minutes=10)
-    assert tokens.verify(doc["token"], now=expires + timedelta(seconds=1)) is None
-
-    both = client.post("/v1/viewer-tokens", headers=_bearer(owner),
-                       json={"scopes": ["audit_log:read", "audit_log:export"]})  # fmt: skip
-    assert both.json()["scopes"] == ["audit_log:read", "audit_log:export"]
-    refused = client.post("/v1/viewer-tokens", json={"scopes": ["admin"]}, headers=_bearer(owner))
-    assert refused.status_code == 400
-    too_long = client.post("/v1/viewer-tokens", json={"minutes": 61}, headers=_bearer(owner))
-    assert too_long.status_code == 400
-    denied = client.post("/v1/viewer-tokens", json={}, headers=_bearer(member))
-    assert denied.status_code == 403
-    assert denied.json()["error"]["missing_permission"] == "admin"
-    assert client.post("/v1/viewer-tokens", json={}).status_code == 401
 
 
 def test_alert_queries_start_with_the_tenant_and_take_values_as_parameters() -> None:

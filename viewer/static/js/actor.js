@@ -8,9 +8,18 @@ export async function renderActor(main, ctx, id) {
   replace(main, h('p', {class: 'muted'}, 'Loading…'));
   const [recent, signIns, alerts] = await Promise.all([
     api.events({actor_id: id, limit: 20}),
-    api.events({actor_id: id, action: 'session', limit: 20}).catch(() => ({rows: []})),
+    api.events({actor_id: id, action: 'session', limit: 10}).catch(() => ({rows: []})),
     api.get(api.PATHS.alerts, {actor_id: id, limit: 20}).catch(() => ({data: []})),
   ]);
+  // the list has no places: each sign-in's details do (a few requests, in parallel)
+  await Promise.all(signIns.rows.slice(0, 10).map(async (e) => {
+    try {
+      const loc = (await api.eventDetail(e.id)).actor?.location || {};
+      e.place = [loc.city, loc.region, loc.country].filter(Boolean).join(', ');
+    } catch {
+      e.place = '';
+    }
+  }));
   const first = recent.rows[0];
   const name = first?.actor.name || id;
   const rowsOf = (rows, cols) => rows.length

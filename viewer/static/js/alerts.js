@@ -46,10 +46,15 @@ export async function renderAlerts(main, ctx, params) {
   const seen = new Set();
   let timer = null;
   let first = true;
+  let stopped = false;
+  let generation = 0; // a poll for filters since changed is dropped
 
   async function poll() {
+    if (stopped) return;
+    const mine = generation;
     try {
       const page = await api.get(api.PATHS.alerts, {min_severity: severity.value, rule: rule.value.trim(), limit: 50});
+      if (mine !== generation) return;
       const fresh = (page.data || []).filter((a) => !seen.has(a.alert_id));
       // newest first: insert the oldest of the new ones first, each at the top
       for (const a of fresh.slice().reverse()) {
@@ -57,15 +62,16 @@ export async function renderAlerts(main, ctx, params) {
         list.prepend(alertItem(a, !first));
       }
       if (!list.children.length) replace(info, 'No alerts for these filters. New ones appear here as they are detected.');
-      else info.textContent = `${list.children.length} alerts · live, checked every ${POLL_MS / 1000} s · last check ${new Date().toLocaleTimeString()}`;
+      else info.textContent = `${list.children.length} alert${list.children.length === 1 ? '' : 's'} · live, checked every ${POLL_MS / 1000} s · last check ${new Date().toLocaleTimeString()}`;
       first = false;
     } catch (err) {
-      if (ctx.handleError(err, info)) return;
+      if (mine !== generation || ctx.handleError(err, info)) return;
     }
-    timer = setTimeout(poll, POLL_MS);
+    if (!stopped) timer = setTimeout(poll, POLL_MS);
   }
 
   function restart() {
+    generation += 1;
     clearTimeout(timer);
     seen.clear();
     replace(list);
@@ -78,7 +84,10 @@ export async function renderAlerts(main, ctx, params) {
   }
   severity.addEventListener('change', restart);
   rule.addEventListener('change', restart);
-  ctx.cleanup = () => clearTimeout(timer);
+  ctx.cleanup = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 
   replace(main,
     h('h1', {}, 'Security alerts'),

@@ -2,6 +2,7 @@
 // distribution, alerts by rule and severity, all for the chosen range (Chart.js, vendored).
 import * as api from './api.js';
 import {h, replace} from './dom.js';
+import {range as rangeOf} from './filters.js';
 
 const DAY_MS = 86_400_000;
 const PALETTE = ['#0b57d0', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490', '#a16207', '#4338ca', '#be185d', '#3f6212'];
@@ -31,23 +32,51 @@ function draw(canvas, config) {
 export async function renderDashboard(main, ctx, params) {
   while (charts.length) charts.pop().destroy();
   ctx.cleanup = () => { while (charts.length) charts.pop().destroy(); };
+  // a preset (?days=N) or dates (?from=yyyy-mm-dd&to=yyyy-mm-dd, local days, both included)
+  const dates = {from: params.get('from') || '', to: params.get('to') || ''};
   const days = Math.min(Number(params.get('days')) || 30, ctx.config.max_range_days);
-  const to = new Date();
-  const from = new Date(to.getTime() - days * DAY_MS);
-  const range = {from: from.toISOString(), to: to.toISOString()};
-  const interval = days <= 2 ? 'hour' : days <= 60 ? 'day' : 'week';
+  let range;
+  let spanDays = days;
+  const picked = dates.from || dates.to ? rangeOf(dates, ctx.config) : null;
+  if (picked && !picked.error) {
+    const to = picked.to ? new Date(picked.to) : new Date();
+    const from = picked.from ? new Date(picked.from) : new Date(to.getTime() - ctx.config.default_range_days * DAY_MS);
+    range = {from: from.toISOString(), to: to.toISOString()};
+    spanDays = (to - from) / DAY_MS;
+  } else {
+    const to = new Date();
+    range = {from: new Date(to.getTime() - days * DAY_MS).toISOString(), to: to.toISOString()};
+  }
+  const interval = spanDays <= 2 ? 'hour' : spanDays <= 60 ? 'day' : 'week';
 
-  const picker = h('select', {id: 'd-range'}, [1, 7, 30, 90, 365].filter((d) => d <= ctx.config.max_range_days)
-    .map((d) => h('option', {value: String(d)}, d === 1 ? 'Last 24 hours' : `Last ${d} days`)));
-  picker.value = String(days);
-  picker.addEventListener('change', () => { location.hash = `#/dashboard?days=${picker.value}`; });
+  const picker = h('select', {id: 'd-range'}, h('option', {value: ''}, 'Dates below'),
+    [1, 7, 30, 90, 365].filter((d) => d <= ctx.config.max_range_days)
+      .map((d) => h('option', {value: String(d)}, d === 1 ? 'Last 24 hours' : `Last ${d} days`)));
+  picker.value = picked ? '' : String(days);
+  picker.addEventListener('change', () => {
+    if (picker.value) location.hash = `#/dashboard?days=${picker.value}`;
+  });
+  const fromInput = h('input', {type: 'date', id: 'd-from', value: dates.from, 'aria-describedby': 'd-hint'});
+  const toInput = h('input', {type: 'date', id: 'd-to', value: dates.to, 'aria-describedby': 'd-hint'});
+  const onDates = () => {
+    const qs = new URLSearchParams();
+    if (fromInput.value) qs.set('from', fromInput.value);
+    if (toInput.value) qs.set('to', toInput.value);
+    location.hash = `#/dashboard?${qs}`;
+  };
+  fromInput.addEventListener('change', onDates);
+  toInput.addEventListener('change', onDates);
+  const hint = h('p', {id: 'd-hint', class: picked?.error ? 'hint hint-error' : 'hint', role: picked?.error ? 'alert' : null},
+    picked?.error || `At most ${ctx.config.max_range_days} days.`);
   const stats = h('div', {class: 'stats', id: 'stats'});
   const c = {trend: canvasFor('c-trend'), actors: canvasFor('c-actors'), entities: canvasFor('c-entities'),
     actions: canvasFor('c-actions'), alerts: canvasFor('c-alerts')};
   const notice = h('div', {});
   replace(main,
     h('h1', {}, 'Dashboard'),
-    h('div', {class: 'toolbar'}, h('label', {for: 'd-range'}, 'Range '), picker),
+    h('div', {class: 'toolbar'}, h('label', {for: 'd-range'}, 'Range'), picker,
+      h('label', {for: 'd-from'}, 'From'), fromInput, h('label', {for: 'd-to'}, 'To'), toInput),
+    hint,
     notice, stats,
     h('div', {class: 'charts'},
       box('Activity over time', 'trend', c.trend),
@@ -56,6 +85,7 @@ export async function renderDashboard(main, ctx, params) {
       box('Action distribution', 'actions', c.actions),
       box('Alerts by rule and severity', 'alerts', c.alerts)));
 
+  if (picked?.error) return; // said in the hint; nothing to chart
   const soft = (p) => p.catch((err) => { ctx.handleError(err, notice); return null; });
   const [summary, trend, actors, entities, actions, alerts] = await Promise.all([
     soft(api.get(api.PATHS.summary, range)),

@@ -50,7 +50,7 @@ export function renderEvents(main, ctx, params) {
   const to = h('input', {id: 'f-to', name: 'to', type: 'date', value: state.to || '', 'aria-describedby': 'range-hint'});
   const search = h('input', {id: 'f-search', name: 'q', type: 'search', value: state.q || '', placeholder: 'entity name or id, actor name', autocomplete: 'off'});
   const sort = h('button', {class: 'btn btn-quiet', type: 'button', id: 'sort', 'aria-pressed': String(state.sort === 'oldest')});
-  const size = h('select', {id: 'page-size'}, PAGE_SIZES.map((n) => h('option', {value: String(n)}, `${n} per page`)));
+  const size = h('select', {id: 'page-size', 'aria-label': 'Events per page'}, PAGE_SIZES.map((n) => h('option', {value: String(n)}, `${n} per page`)));
   size.value = state.limit;
   const format = h('select', {id: 'export-format', 'aria-label': 'Export format'},
     Object.entries(FORMATS).map(([key, f]) => h('option', {value: key}, f.label)));
