@@ -85,6 +85,7 @@ def retention_doc(table: str, days: int, source: str, at: str | None = None, **e
         "days": days,
         "source": source,
         "at": at or now_text(),
+        **extra,
     }
 
 

@@ -253,3 +253,48 @@ def test_retention_is_not_tampering_and_exports_verify_offline(tenv: Env, tmp_pa
     attack(tenv, f"ALTER TABLE {db} DELETE WHERE event_id = '{recent[1].event_id}'")
     code, out = cli(tenv, "verify", "--tenant", "acme")
     assert (code, "DELETED" in out) == (1, True), out
+
+
+OLD_STORE = """
+import sys, dataclasses
+from auditstream.config import ClickHouseSettings
+from auditstream.schemas import AuditEvent
+from auditstream.schemas.codec import encode
+from auditstream.sinks import store, tables
+from auditstream.sinks.rows import to_row
+
+settings = ClickHouseSettings(dsn=sys.argv[1])
+store.private_dir(settings.embedded_path)
+client = store._open(settings)
+client.command(f"CREATE DATABASE IF NOT EXISTS `{settings.database}`")
+old = dataclasses.replace(tables.EVENTS, columns=tables.EVENTS.columns[:-3])
+client.command(tables._ddl(old, settings.database, 30))
+events = [AuditEvent.model_validate_json(line) for line in sys.argv[2:]]
+rows = [to_row(encode(e), 0, 1000 + i)[:-3] for i, e in enumerate(events)]
+client.insert(f"`{settings.database}`.`audit_events`", rows, column_names=list(old.column_names))
+"""
+
+
+def test_a_store_made_before_tamper_evidence_is_upgraded(tenv: Env) -> None:
+    before = make("acme", 2, first=50)
+    subprocess.run(
+        [sys.executable, "-c", OLD_STORE, tenv.settings.clickhouse.dsn]
+        + [e.model_dump_json() for e in before],
+        check=True,
+        timeout=120,
+    )
+    run_sink_until(tenv, 5, (make("acme", 3), 0))  # adds the columns, counts the old rows
+    seqs = tenv.sql("SELECT chain_seq FROM audit_events ORDER BY chain_seq")
+    assert [int(s) for (s,) in seqs] == [0, 0, 1, 2, 3]
+    code, out = cli(tenv, "verify")
+    assert code == 0, out
+    db = f"`{tenv.settings.clickhouse.database}`.`audit_events`"
+    attack(
+        tenv,
+        f"INSERT INTO {db} SELECT * REPLACE ('{uuid.UUID(int=5)}' AS event_id) FROM "
+        f"(SELECT * FROM {db} WHERE event_id = '{before[0].event_id}') "
+        "SETTINGS insert_deduplicate = 0",
+    )
+    code, out = cli(tenv, "verify")
+    assert code == 1, out
+    assert f"event {uuid.UUID(int=5)}: a record in no chain" in out

@@ -465,3 +465,8 @@ def test_an_outage_and_a_replay_neither_fork_nor_duplicate_the_chain() -> None:
     writer.write(batch_of(rows(6)))  # a replay of everything: all stored already
     assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
     assert max(h.seq for h in chain.changed().values()) == 6
+
+
+def test_the_initial_retention_checkpoint_counts_rows_from_before_chaining() -> None:
+    doc = retention_doc("audit_events", 30, "initial", unchained={"acme": 2})
+    assert (doc["days"], doc["unchained"]) == (30, {"acme": 2})
