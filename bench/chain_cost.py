@@ -1,16 +1,19 @@
 """What hash chaining costs the sink: the same batches through ``BatchWriter`` into chDB with
 and without the chain (``integrity/chain.py``), alternating, in one run.
 
-    .venv/bin/python -m auditstream.bench.chain_cost [--events 100000] [--batch 20000]
+    .venv/bin/python -m auditstream.bench.chain_cost [--events 120000] [--batch 20000]
+        [--rounds 6]
 
-Prints rows/s for each, their ratio, and the chaining work alone (canonical bytes + sha256
-per row, ``Chainer.link``) in microseconds per row. Figures, not assertions: this machine is
-shared.
+Prints rows/s and CPU time per row (this process's, chDB's threads included: steadier than
+wall time on a shared machine) for each, their ratios (overall and per round), and the
+chaining work alone (canonical bytes + sha256 per row, ``Chainer.link``). Figures, not
+assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 import uuid
@@ -59,8 +62,9 @@ def batches(rows: list[tuple[Any, ...]], size: int, salt: str) -> list[Batch]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=120_000)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with tempfile.TemporaryDirectory(prefix="auditstream-chain-bench-") as path:
@@ -72,17 +76,19 @@ def main() -> None:
             tables.ensure(client, name, 365)
             chain = Chainer(store_heads(client, name)) if name == "chained" else None
             writers[name] = BatchWriter(client, name, tables.EVENTS, chain=chain)
-        seconds = {"plain": 0.0, "chained": 0.0}
-        rounds = 3
+        wall: dict[str, list[float]] = {"plain": [], "chained": []}
+        cpu: dict[str, list[float]] = {"plain": [], "chained": []}
+        rounds = args.rounds
         per_round = max(args.batch, args.events // rounds)
         for r in range(rounds):
             rows = events(per_round, start + timedelta(hours=r))
             # Alternate which goes first, so neither always meets a warmer store.
             for name in ("plain", "chained") if r % 2 == 0 else ("chained", "plain"):
+                began, began_cpu = time.perf_counter(), time.process_time()
                 for batch in batches(rows, args.batch, f"{name}{r}"):
-                    began = time.perf_counter()
                     writers[name].write(batch)
-                    seconds[name] += time.perf_counter() - began
+                wall[name].append(time.perf_counter() - began)
+                cpu[name].append(time.process_time() - began_cpu)
         total = per_round * rounds
         rows = events(20_000, start + timedelta(hours=9))
         linker = Chainer(lambda keys: {})
@@ -90,11 +96,18 @@ def main() -> None:
         linker.link(rows)
         link_us = (time.perf_counter() - began) / len(rows) * 1e6
         client.close()
-    plain, chained = total / seconds["plain"], total / seconds["chained"]
-    print(f"rows per run: {total:,} in batches of {args.batch:,}")
-    print(f"sink writer without chain: {plain:,.0f} rows/s")
-    print(f"sink writer with chain:    {chained:,.0f} rows/s")
-    print(f"ratio with / without:      {chained / plain:.2f}")
+    plain, chained = total / sum(wall["plain"]), total / sum(wall["chained"])
+    ratios = sorted(p / c for p, c in zip(wall["plain"], wall["chained"], strict=True))
+    cpu_plain = sum(cpu["plain"]) / total * 1e6
+    cpu_chained = sum(cpu["chained"]) / total * 1e6
+    print(f"rows per variant: {total:,} in {rounds} alternating rounds, batches of {args.batch:,}")
+    print(f"sink writer without chain: {plain:,.0f} rows/s, {cpu_plain:.1f} us CPU/row")
+    print(f"sink writer with chain:    {chained:,.0f} rows/s, {cpu_chained:.1f} us CPU/row")
+    print(
+        f"ratio with / without: {chained / plain:.2f} (rows/s; per round: median "
+        f"{statistics.median(ratios):.2f}, {ratios[0]:.2f} .. {ratios[-1]:.2f}); "
+        f"CPU per row {cpu_chained / cpu_plain:.2f}x"
+    )
     print(f"chaining alone (canonical bytes + sha256): {link_us:.1f} us/row")
 
 
