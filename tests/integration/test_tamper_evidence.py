@@ -171,6 +171,10 @@ def test_verify_names_each_record_an_attacker_changed(tenv: Env) -> None:
             lambda: f"log tampering: MODIFIED chain acme/p0/{day} seq 2" in log.read_text(),
             what="the scheduled verification",
         )
+        # And the command, through the running sink (it owns the store).
+        code, out = cli(tenv, "verify", "--no-alert")
+        assert code == 1, out
+        assert f"MODIFIED chain acme/p0/{day} seq 2 event {ids[1]}: " in out
     finally:
         pipeline.stop("sink")
 
