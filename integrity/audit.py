@@ -182,7 +182,9 @@ def publish_alerts(settings: Settings, alerts: list[Alert], timeout: float = 10.
         return 0
     from confluent_kafka import Producer
 
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True})
+    producer = Producer(
+        {**settings.kafka.client_config(), "enable.idempotence": True, "log_level": 0}
+    )
     for alert in alerts:
         producer.produce(
             settings.topics.alerts,

@@ -169,15 +169,20 @@ class Recorder:
         doc = sign(rotation_doc(new), old)
         self.log.append([doc])
         if self.publish is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self.publish([doc])
+            except Exception as exc:  # recorded in the file; the topic is the second copy
+                log.warning("key rotation not sent to the checkpoint topic: %s", exc)
         return doc
 
 
 def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 10.0) -> Publish:
     from confluent_kafka import Producer
 
-    producer = Producer({**client_config, "enable.idempotence": True, "linger.ms": 5})
+    # librdkafka's own log lines off: a broker that is away is said once, by ``publish``.
+    producer = Producer(
+        {**client_config, "enable.idempotence": True, "linger.ms": 5, "log_level": 0}
+    )
 
     def publish(docs: list[Doc]) -> None:
         errors: list[str] = []
