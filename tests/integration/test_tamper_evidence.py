@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from auditstream.infra import topics
 from auditstream.integrity.export import verify_export
-from auditstream.integrity.keys import load_public_keys
+from auditstream.integrity.keys import KeyStore, load_public_keys
 from auditstream.schemas import AuditEvent
 from auditstream.schemas.codec import encode
 
@@ -226,9 +226,8 @@ def test_retention_is_not_tampering_and_exports_verify_offline(tenv: Env, tmp_pa
     recent, other = make("acme", 4, first=10), make("globex", 2)
     run_sink_until(tenv, 9, (old, 0), (recent, 10), (other, 20))
 
-    key = tmp_path / "auditor.pem"
-    code, out = cli(tenv, "keys", "export", "--out", str(key))
-    assert code == 0, out
+    key = tmp_path / "auditor.pem"  # what `auditstream keys export` writes
+    key.write_text(KeyStore.at_home(tenv.settings.home).export())
     export = tmp_path / "acme.jsonl"
     span = ("--from", f"{TODAY - timedelta(days=25):%Y-%m-%d}", "--to", f"{TODAY:%Y-%m-%d}T23:00")
     code, out = cli(tenv, "export", "--tenant", "acme", *span, str(export))
@@ -237,14 +236,15 @@ def test_retention_is_not_tampering_and_exports_verify_offline(tenv: Env, tmp_pa
     assert b"globex" not in b"".join(lines)
     assert cli(tenv, "verify-export", str(export), "--public-key", str(key))[0] == 0
 
-    removed = tmp_path / "removed.jsonl"
-    removed.write_bytes(b"".join(lines[:2] + lines[3:]))
-    code, out = cli(tenv, "verify-export", str(removed), "--public-key", str(key))
-    assert (code, "DELETED" in out) == (1, True), out
-    # The same check in this process (what the command runs), for an edited line.
-    edited = [*lines[:5], lines[5].replace(b"INV-", b"INV-9"), *lines[6:]]
-    [finding] = verify_export(edited, load_public_keys(key.read_text())).all_findings()
-    assert finding.kind == "modified"
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"".join([*lines[:5], lines[5].replace(b"INV-", b"INV-9"), *lines[6:]]))
+    code, out = cli(tenv, "verify-export", str(edited), "--public-key", str(key))
+    assert (code, "MODIFIED" in out) == (1, True), out
+    # The same check in this process (what the command runs), for a removed line.
+    [finding] = verify_export(
+        lines[:2] + lines[3:], load_public_keys(key.read_text())
+    ).all_findings()
+    assert finding.kind == "deleted"
 
     code, out = cli(tenv, "retention", "set", "10", "--yes")
     assert code == 0, out
