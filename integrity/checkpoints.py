@@ -243,3 +243,53 @@ class Checkpointer:
 
 def iter_type(docs: Iterable[Doc], kind: str) -> Iterator[Doc]:
     return (d for d in docs if d.get("type") == kind)
+
+
+def read_topic(client_config: dict[str, Any], topic: str, timeout: float = 30.0) -> list[Doc]:
+    """Every checkpoint on the checkpoint topic, in order (read without a consumer group's
+    commits: nothing moves anybody's offsets)."""
+    import uuid
+
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer(
+        {
+            **client_config,
+            "group.id": f"auditstream-verify-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            "log_level": 0,
+        }
+    )
+    try:
+        try:
+            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        except KafkaException as exc:
+            raise RuntimeError(f"cannot reach Kafka to read {topic}: {exc}") from None
+        if meta is None or meta.error is not None:
+            raise RuntimeError(f"the checkpoint topic {topic} does not exist")
+        ends: dict[int, int] = {}
+        for p in meta.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > 0:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        out: list[Doc] = []
+        positions = dict.fromkeys(ends, 0)
+        while any(positions[p] < ends[p] for p in ends):
+            batch = consumer.consume(1000, timeout=timeout)
+            if not batch:
+                raise RuntimeError(f"timed out reading {topic}")
+            for msg in batch:
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() is not None or partition is None or offset is None:
+                    continue
+                positions[partition] = offset + 1
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    doc = orjson.loads(msg.value() or b"")
+                    if isinstance(doc, dict):
+                        out.append(doc)
+        return out
+    finally:
+        consumer.close()
