@@ -204,12 +204,12 @@ def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 
     return publish
 
 
-def heads_checkpoints(changed: dict[ChainKey, Head]) -> list[Doc]:
+def heads_checkpoints(changed: dict[ChainKey, Head], **extra: Any) -> list[Doc]:
     by_tenant: dict[str, dict[ChainKey, Head]] = {}
     for key, head in changed.items():
         by_tenant.setdefault(key[0], {})[key] = head
     at = now_text()
-    return [heads_doc(t, h, at) for t, h in sorted(by_tenant.items())]
+    return [{**heads_doc(t, h, at), **extra} for t, h in sorted(by_tenant.items())]
 
 
 class Checkpointer:
@@ -293,3 +293,25 @@ def read_topic(client_config: dict[str, Any], topic: str, timeout: float = 30.0)
         return out
     finally:
         consumer.close()
+
+
+def unsigned_heads(
+    docs: Iterable[Doc], stored: Iterable[tuple[str, int, str, int, str]]
+) -> dict[ChainKey, Head]:
+    """Of the stored heads (tenant, partition, day, seq, hash), those past what ``docs`` sign:
+    the tail a killed sink wrote after its last checkpoint."""
+    signed: dict[ChainKey, int] = {}
+    for doc in iter_type(docs, "heads"):
+        for h in doc.get("heads", []):
+            key = (str(doc.get("tenant")), int(h["partition"]), str(h["day"]))
+            signed[key] = max(signed.get(key, 0), int(h["seq"]))
+    return {
+        (t, p, d): Head(seq, digest)
+        for t, p, d, seq, digest in stored
+        if seq > signed.get((t, p, d), 0)
+    }
+
+
+def last_signed_at(docs: Iterable[Doc]) -> str | None:
+    times = [str(d["at"]) for d in iter_type(docs, "heads")]
+    return max(times) if times else None
