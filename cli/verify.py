@@ -43,6 +43,11 @@ def parse_time(text: str | None) -> datetime | None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Checkpoints from this file (a WORM copy; default: this home's).",
 )
+@click.option(
+    "--from-topic",
+    is_flag=True,
+    help="Checkpoints from the checkpoint topic instead of the local file.",
+)
 @click.option("--no-alert", is_flag=True, help="Do not raise a log_tampering alert.")
 def verify_command(
     tenant: str | None,
@@ -50,6 +55,7 @@ def verify_command(
     to_time: str | None,
     public_key: Path | None,
     checkpoints: Path | None,
+    from_topic: bool,
     no_alert: bool,
 ) -> None:
     """Recompute the hash chains and check them against the signed checkpoints.
@@ -72,7 +78,10 @@ def verify_command(
     now = datetime.now(UTC)
     try:
         docs, keys = audit.load_material(
-            settings, public_key.read_text() if public_key is not None else None, checkpoints
+            settings,
+            public_key.read_text() if public_key is not None else None,
+            checkpoints,
+            from_topic,
         )
         if not keys:
             raise KeyFileError("no public key: start the sink once, or pass --public-key")
@@ -92,7 +101,14 @@ def verify_command(
                 progress=lambda line: status.update(f"verifying {escape(line)}"),
                 now=now,
             )
-    except (query.QueryError, StoreUnavailable, KeyFileError, OSError, ValueError) as exc:
+    except (
+        query.QueryError,
+        StoreUnavailable,
+        KeyFileError,
+        OSError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         err.print("verify failed:", escape(str(exc)))
         sys.exit(EXIT_ERROR)
     bad = {t: r for t, r in reports.items() if not r.ok}

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from auditstream.config import Settings
-from auditstream.integrity.checkpoints import CheckpointLog, Doc, iter_type, valid
+from auditstream.integrity.checkpoints import CheckpointLog, Doc, iter_type, read_topic, valid
 from auditstream.integrity.keys import KeyStore
 from auditstream.integrity.verify import (
     Finding,
@@ -182,7 +182,9 @@ def publish_alerts(settings: Settings, alerts: list[Alert], timeout: float = 10.
         return 0
     from confluent_kafka import Producer
 
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True})
+    producer = Producer(
+        {**settings.kafka.client_config(), "enable.idempotence": True, "log_level": 0}
+    )
     for alert in alerts:
         producer.produce(
             settings.topics.alerts,
@@ -193,16 +195,22 @@ def publish_alerts(settings: Settings, alerts: list[Alert], timeout: float = 10.
 
 
 def load_material(
-    settings: Settings, public_key_text: str | None = None, checkpoints: Path | None = None
+    settings: Settings,
+    public_key_text: str | None = None,
+    checkpoints: Path | None = None,
+    from_topic: bool = False,
 ) -> tuple[list[Doc], dict[str, Any]]:
-    """The checkpoints (this home's file, or ``checkpoints``) and public keys (this home's,
-    or the given PEM text)."""
+    """The checkpoints (this home's file, ``checkpoints``, or the checkpoint topic) and public
+    keys (this home's, or the given PEM text)."""
     from auditstream.integrity.keys import load_public_keys
 
-    log = CheckpointLog(checkpoints) if checkpoints else CheckpointLog.at_home(settings.home)
-    docs = log.read()
-    if checkpoints is not None and not docs:
-        raise ValueError(f"no checkpoints in {checkpoints}")
+    if from_topic:
+        docs = read_topic(settings.kafka.client_config(), settings.topics.checkpoints)
+    else:
+        log = CheckpointLog(checkpoints) if checkpoints else CheckpointLog.at_home(settings.home)
+        docs = log.read()
+        if checkpoints is not None and not docs:
+            raise ValueError(f"no checkpoints in {checkpoints}")
     keys: dict[str, Any] = (
         dict(load_public_keys(public_key_text))
         if public_key_text is not None

@@ -85,6 +85,7 @@ def retention_doc(table: str, days: int, source: str, at: str | None = None, **e
         "days": days,
         "source": source,
         "at": at or now_text(),
+        **extra,
     }
 
 
@@ -168,15 +169,20 @@ class Recorder:
         doc = sign(rotation_doc(new), old)
         self.log.append([doc])
         if self.publish is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self.publish([doc])
+            except Exception as exc:  # recorded in the file; the topic is the second copy
+                log.warning("key rotation not sent to the checkpoint topic: %s", exc)
         return doc
 
 
 def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 10.0) -> Publish:
     from confluent_kafka import Producer
 
-    producer = Producer({**client_config, "enable.idempotence": True, "linger.ms": 5})
+    # librdkafka's own log lines off: a broker that is away is said once, by ``publish``.
+    producer = Producer(
+        {**client_config, "enable.idempotence": True, "linger.ms": 5, "log_level": 0}
+    )
 
     def publish(docs: list[Doc]) -> None:
         errors: list[str] = []
@@ -198,12 +204,12 @@ def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 
     return publish
 
 
-def heads_checkpoints(changed: dict[ChainKey, Head]) -> list[Doc]:
+def heads_checkpoints(changed: dict[ChainKey, Head], **extra: Any) -> list[Doc]:
     by_tenant: dict[str, dict[ChainKey, Head]] = {}
     for key, head in changed.items():
         by_tenant.setdefault(key[0], {})[key] = head
     at = now_text()
-    return [heads_doc(t, h, at) for t, h in sorted(by_tenant.items())]
+    return [{**heads_doc(t, h, at), **extra} for t, h in sorted(by_tenant.items())]
 
 
 class Checkpointer:
@@ -237,3 +243,75 @@ class Checkpointer:
 
 def iter_type(docs: Iterable[Doc], kind: str) -> Iterator[Doc]:
     return (d for d in docs if d.get("type") == kind)
+
+
+def read_topic(client_config: dict[str, Any], topic: str, timeout: float = 30.0) -> list[Doc]:
+    """Every checkpoint on the checkpoint topic, in order (read without a consumer group's
+    commits: nothing moves anybody's offsets)."""
+    import uuid
+
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer(
+        {
+            **client_config,
+            "group.id": f"auditstream-verify-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            "log_level": 0,
+        }
+    )
+    try:
+        try:
+            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        except KafkaException as exc:
+            raise RuntimeError(f"cannot reach Kafka to read {topic}: {exc}") from None
+        if meta is None or meta.error is not None:
+            raise RuntimeError(f"the checkpoint topic {topic} does not exist")
+        ends: dict[int, int] = {}
+        for p in meta.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > 0:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        out: list[Doc] = []
+        positions = dict.fromkeys(ends, 0)
+        while any(positions[p] < ends[p] for p in ends):
+            batch = consumer.consume(1000, timeout=timeout)
+            if not batch:
+                raise RuntimeError(f"timed out reading {topic}")
+            for msg in batch:
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() is not None or partition is None or offset is None:
+                    continue
+                positions[partition] = offset + 1
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    doc = orjson.loads(msg.value() or b"")
+                    if isinstance(doc, dict):
+                        out.append(doc)
+        return out
+    finally:
+        consumer.close()
+
+
+def unsigned_heads(
+    docs: Iterable[Doc], stored: Iterable[tuple[str, int, str, int, str]]
+) -> dict[ChainKey, Head]:
+    """Of the stored heads (tenant, partition, day, seq, hash), those past what ``docs`` sign:
+    the tail a killed sink wrote after its last checkpoint."""
+    signed: dict[ChainKey, int] = {}
+    for doc in iter_type(docs, "heads"):
+        for h in doc.get("heads", []):
+            key = (str(doc.get("tenant")), int(h["partition"]), str(h["day"]))
+            signed[key] = max(signed.get(key, 0), int(h["seq"]))
+    return {
+        (t, p, d): Head(seq, digest)
+        for t, p, d, seq, digest in stored
+        if seq > signed.get((t, p, d), 0)
+    }
+
+
+def last_signed_at(docs: Iterable[Doc]) -> str | None:
+    times = [str(d["at"]) for d in iter_type(docs, "heads")]
+    return max(times) if times else None

@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -33,8 +34,11 @@ from auditstream.integrity.checkpoints import (
     Checkpointer,
     CheckpointLog,
     Recorder,
+    heads_checkpoints,
     iter_type,
     kafka_publisher,
+    last_signed_at,
+    unsigned_heads,
 )
 from auditstream.integrity.keys import KeyStore
 from auditstream.sinks import query_server, store, tables
@@ -189,6 +193,10 @@ def build(
         record_initial_retention(settings, first)
     except Exception as exc:  # verify then reports what TTL deletes; the sink still runs
         log.warning("the initial retention checkpoint was not written: %s", exc)
+    try:
+        sign_recovered_heads(settings, first)
+    except Exception as exc:  # those records stay "not yet checkpointed" until chains grow
+        log.warning("heads stored after the last checkpoint not signed: %s", exc)
     loops: list[SinkLoop] = []
     for loop in loop_specs(settings):
         client = first if not loops else connect_waiting(factory, ch, stopping)
@@ -206,6 +214,35 @@ def recorder(settings: Settings) -> Recorder:
         CheckpointLog.at_home(settings.home),
         kafka_publisher(settings.kafka.client_config(), settings.topics.checkpoints),
     )
+
+
+def sign_recovered_heads(settings: Settings, client: Any) -> int:
+    """At start: heads a killed sink stored after its last checkpoint are signed now (as the
+    store has them; marked ``recovered``), so an idle chain does not stay unsigned. Only rows
+    stored since shortly before the last checkpoint are looked at."""
+    log_file = CheckpointLog.at_home(settings.home)
+    docs = log_file.read()
+    since = last_signed_at(docs)
+    if since is None:
+        return 0
+    at = datetime.fromisoformat(since.replace("Z", "+00:00")) - timedelta(minutes=10)
+    rows = client.query(
+        "SELECT tenant_id, kafka_partition, toString(toDate(occurred_at, 'UTC')), "
+        "max(chain_seq), argMax(record_hash, chain_seq) "
+        f"FROM `{settings.clickhouse.database}`.`{EVENTS.name}` "
+        "WHERE chain_seq > 0 AND stored_at >= fromUnixTimestamp64Milli({at:Int64}, 'UTC') "
+        "GROUP BY 1, 2, 3",
+        parameters={"at": int(at.timestamp() * 1000)},
+    ).result_rows
+    heads = unsigned_heads(
+        docs, ((str(t), int(p), str(d), int(n), str(h)) for t, p, d, n, h in rows)
+    )
+    if heads:
+        recorder(settings).record(heads_checkpoints(heads, recovered=True))
+        log.warning(
+            "signed %d chain heads a previous sink stored after its last checkpoint", len(heads)
+        )
+    return len(heads)
 
 
 def record_initial_retention(settings: Settings, client: Any) -> None:

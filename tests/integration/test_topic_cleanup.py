@@ -18,7 +18,7 @@ def test_delete_topics_with_removes_the_runs_topics_only(kafka_bootstrap: str) -
     mine, other = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
     created = topics.ensure_topics(kafka_bootstrap, Topics(partitions=1).with_prefix(f"c{mine}."))
     kept = topics.ensure_topics(kafka_bootstrap, Topics(partitions=1).with_prefix(f"c{other}."))
-    assert len(created) == 5  # raw, normalized, dead-letter, repeats, alerts
+    assert len(created) == 6  # raw, normalized, dead-letter, repeats, alerts, checkpoints
     assert sorted(created) == topics.topics_with(kafka_bootstrap, mine)
 
     assert sorted(topics.delete_topics_with(kafka_bootstrap, mine)) == sorted(created)

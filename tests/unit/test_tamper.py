@@ -465,3 +465,27 @@ def test_an_outage_and_a_replay_neither_fork_nor_duplicate_the_chain() -> None:
     writer.write(batch_of(rows(6)))  # a replay of everything: all stored already
     assert chain_is_whole(fake.rows) == [1, 2, 3, 4, 5, 6]
     assert max(h.seq for h in chain.changed().values()) == 6
+
+
+def test_the_initial_retention_checkpoint_counts_rows_from_before_chaining() -> None:
+    doc = retention_doc("audit_events", 30, "initial", unchained={"acme": 2})
+    assert (doc["days"], doc["unchained"]) == (30, {"acme": 2})
+
+
+def test_heads_a_killed_sink_left_unsigned_are_found() -> None:
+    from auditstream.integrity.checkpoints import last_signed_at, unsigned_heads
+
+    signed = heads_checkpoints({KEY: Head(3, "a" * 64), ("acme", 1, "2026-11-30"): Head(2, "b")})
+    stored = [
+        ("acme", 0, "2026-11-30", 5, "c" * 64),  # two records after the last checkpoint
+        ("acme", 1, "2026-11-30", 2, "b"),  # signed already
+        ("globex", 0, "2026-11-30", 1, "d" * 64),  # never signed
+    ]
+    assert unsigned_heads(signed, stored) == {
+        KEY: Head(5, "c" * 64),
+        ("globex", 0, "2026-11-30"): Head(1, "d" * 64),
+    }
+    assert last_signed_at(signed) == signed[0]["at"]
+    assert last_signed_at([]) is None
+    recovered = heads_checkpoints({KEY: Head(5, "c" * 64)}, recovered=True)
+    assert recovered[0]["recovered"] is True
