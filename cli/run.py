@@ -69,23 +69,43 @@ def where_lines(settings: Settings, kafka: str) -> list[str]:
         '`auditstream sql "SELECT count() FROM audit_events"`',
         f"  logs       {settings.home / 'logs'}/{{{','.join(ROLES)}}}.log",
     ]
-    api: str | None = None
     for role in ROLES:
         record = health.read_record(settings, role) or {}
-        api = api or record.get("api")
         metrics = record.get("metrics")
         shown = f"{metrics}/metrics (/healthz, /readyz)" if metrics else "no metrics port"
         lines.append(f"  {role:<11}{shown}")
-    # ``auditstream serve`` (the HTTP API in the sink) adds ``api`` to the sink's record:
-    # ops.health.add_to_record(settings, "sink", api=url).
+    api = _api_url(settings)
     if api:
-        lines.append(f"  API        {api}")
+        lines.append(f"  API        {api} (reference: {api}/docs)")
+        lines.append(f"  viewer     {api}/ui/ (sign in with a token: `auditstream tokens create`)")
+    elif settings.api.enabled:
+        lines.append(f"  API        not serving (port {settings.api.port}?): see the sink's log")
     lines.append("  status     `auditstream status`; dead letters: `auditstream dlq list`")
     return lines
 
 
+def _api_url(settings: Settings) -> str | None:
+    from auditstream.api.server import live_api
+
+    running = live_api(settings)
+    return str(running["url"]) if running else None
+
+
 def _records_ready(settings: Settings) -> bool:
-    return all(health.read_record(settings, role) is not None for role in ROLES)
+    services = all(health.read_record(settings, role) is not None for role in ROLES)
+    return services and (not settings.api.enabled or _api_url(settings) is not None)
+
+
+def with_api(settings: Settings, env: dict[str, str]) -> tuple[Settings, dict[str, str]]:
+    """The sink serves the audit-log API and the viewer (``AUDITSTREAM_API_PORT``, 8080
+    unless set): with the embedded store only the store's owner can. With a ClickHouse server
+    the API runs on its own (``auditstream serve``) and the sink does not serve it."""
+    from auditstream.sinks import query
+
+    if settings.api.enabled or query.owner_file(settings.clickhouse) is None:
+        return settings, env
+    env = {**env, "AUDITSTREAM_API_PORT": str(settings.api.port)}
+    return Settings.from_env(env), env
 
 
 def already_running(settings: Settings) -> str | None:
@@ -157,7 +177,8 @@ def run(settings: Settings, keep_kafka: bool) -> int:
             security=settings.kafka.security.librdkafka(),
             sleep=nap,
         )
-        pipeline = Pipeline(env=dict(os.environ), settings=settings, supervised=True)
+        settings, env = with_api(settings, dict(os.environ))
+        pipeline = Pipeline(env=env, settings=settings, supervised=True)
         supervisor = Supervisor(pipeline, say)
         try:
             code = _supervise(settings, supervisor, stopping, kafka)
@@ -208,7 +229,8 @@ def _supervise(
 @click.command("run")
 @click.option("--keep-kafka", is_flag=True, help="Leave a broker this run started running.")
 def run_command(keep_kafka: bool) -> None:
-    """Run the pipeline in the foreground: broker, sink, normalizer and worker.
+    """Run the pipeline in the foreground: broker, sink (with the audit-log API and viewer),
+    normalizer and worker.
 
     Reuses a running local broker (or uses KAFKA_BOOTSTRAP_SERVERS), restarts a service that
     exits (1 s doubling to 30 s), and on Ctrl-C or SIGTERM stops the services upstream first,

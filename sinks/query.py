@@ -30,8 +30,10 @@ import itertools
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,6 +271,21 @@ def live_owner(settings: ClickHouseSettings) -> dict[str, Any] | None:
 
 _live_owner = live_owner
 
+OWNER_START_SECONDS = 15.0
+"""How long a reader that could not open the embedded store waits for a starting sink to
+announce itself before it gives up with the store's error."""
+
+
+def _owner_within(
+    settings: ClickHouseSettings, seconds: float, clock: Callable[[], float] = time.monotonic
+) -> dict[str, Any] | None:
+    deadline = clock() + seconds
+    while True:
+        owner = live_owner(settings)
+        if owner is not None or clock() >= deadline:
+            return owner
+        time.sleep(0.1)
+
 
 def run(
     settings: ClickHouseSettings,
@@ -279,11 +296,18 @@ def run(
     check_read_only(sql)
     owner = live_owner(settings)
     if owner is None:
-        client = store.open_analyst(settings, limits, owner=False)
         try:
-            return execute(client, sql, settings.database)
-        finally:
-            client.close()
+            client = store.open_analyst(settings, limits, owner=False)
+        except store.StoreBusy:
+            # A sink that is starting holds the store before it says so in ``sink.json``.
+            owner = _owner_within(settings, OWNER_START_SECONDS)
+            if owner is None:
+                raise
+        else:
+            try:
+                return execute(client, sql, settings.database)
+            finally:
+                client.close()
     request = urllib.request.Request(
         f"http://127.0.0.1:{owner['port']}/sql",
         data=sql.encode(),

@@ -34,6 +34,10 @@ class StoreUnavailable(RuntimeError):
     """ClickHouse could not be opened; the message says why and what to do."""
 
 
+class StoreBusy(StoreUnavailable):
+    """The embedded store is open in another process (only one may open it)."""
+
+
 def _default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
@@ -163,6 +167,11 @@ def _require_tables(client: Any, settings: ClickHouseSettings) -> None:
         )
 
 
+_BUSY = ("Cannot lock file", "Another server instance", "Error initializing EmbeddedServer")
+"""What chDB says when another process holds the embedded store (the last: while that
+process is still starting it)."""
+
+
 def _open(settings: ClickHouseSettings, **options: Any) -> Any:
     path = settings.embedded_path
     try:
@@ -176,8 +185,8 @@ def _open(settings: ClickHouseSettings, **options: Any) -> Any:
         return clickhouse_connect.get_client(dsn=settings.dsn, **options)
     except Exception as exc:
         text = str(exc)
-        if "Cannot lock file" in text or "Another server instance" in text:
-            raise StoreUnavailable(
+        if path is not None and any(sign in text for sign in _BUSY):
+            raise StoreBusy(
                 f"the embedded store {path} is open in another process (only one may open it). "
                 "Run queries through `auditstream sql`, which asks the running sink, "
                 "or stop the sink first."

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ ROLES = ("sink", "normalizer", "worker")
 def _start(env: Env, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "auditstream.cli.main", "run"],
-        env={**os.environ, **env.vars},
+        env={**os.environ, **env.vars, "AUDITSTREAM_API_PORT": "0"},
         stdout=out.open("wb"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -135,6 +136,15 @@ def test_run_status_metrics_restart_and_sigterm(env: Env, tmp_path: Path) -> Non
         assert _metric(sink_url, written) == 40
         normalized = 'auditstream_normalizer_events_total{outcome="normalized"}'
         assert _metric(normalizer_url, normalized) == 40
+
+        # The sink serves the audit-log API and the viewer, and run says where.
+        api = json.loads((env.settings.home / "api.json").read_text())["url"]
+        wait_for(lambda: f"viewer     {api}/ui/" in out.read_text(), what="the viewer's URL")
+        with urllib.request.urlopen(api + "/ui/", timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(api + "/v1/events", timeout=10)
+        assert refused.value.code == 401
 
         # A child killed is started again.
         os.kill(first["normalizer"], signal.SIGKILL)
