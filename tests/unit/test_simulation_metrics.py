@@ -160,7 +160,7 @@ def test_in_process_small_mix_detects_every_attack_and_spares_the_lookalikes(
     # partitions, the prior holds ~56 sign-ins, too few to call 02:40 odd (docs: cold start).
     assert [t.type for t in report.attacks if t.recall != 1.0] in ([], ["new_user_odd_hour"])
     assert [t.type for t in report.lookalikes if t.quiet != t.labels] == []
-    assert (result.home / "labels.jsonl").read_text().count("\n") == 18  # 11 attacks, 7 look-alikes
+    assert (result.home / "labels.jsonl").read_text().count("\n") == 21  # 12 attacks, 9 look-alikes
     assert "mass_deletion" in (result.home / "detectors.toml").read_text()
 
 
