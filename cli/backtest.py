@@ -117,4 +117,3 @@ def backtest(
                 [False] * 6,
             )
         )
-
