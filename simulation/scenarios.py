@@ -1255,8 +1255,8 @@ BUILDERS: dict[str, Callable[[Context, str, Tenant], Built | None]] = {
 }
 
 
-LONG = ("new_user_odd_hour", "new_user_first_week")
-"""Scenario types that claim a user from the timeline's start (no history at all)."""
+LONG = ("new_user_odd_hour", "new_user_first_week", "traveller_zone")
+"""Scenario types that need a user for days (no history at all; two days abroad)."""
 
 
 def inject(ctx: Context, counts: dict[str, int]) -> list[Built]:
