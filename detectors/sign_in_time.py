@@ -48,9 +48,10 @@ The model, per actor, learned online from the actor's successful sign-ins:
   the estimate; the days they were active count as pseudo sign-ins at the hours they
   worked (fading out as their own sign-ins reach ``min_history``). The alert states its
   confidence (low / medium / high) from the evidence, and a
-  low-confidence alert is low severity. Until ``min_history`` sign-ins, an hour is odd only
-  if it is odd for the tenant's actors too (on their own clocks): a new actor's first evening
-  check-in is not an alert where evening check-ins are common, a 03:00 sign-in is.
+  low-confidence alert is low severity. Until ``min_history`` sign-ins, an hour must also be
+  odd for the tenant's actors (on their own clocks), with a weight that fades as the actor's
+  own sign-ins accumulate: a new actor's first evening check-in is not an alert where evening
+  check-ins are common, a 03:00 sign-in is.
 
 A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
 has enough evidence (``min_evidence``; ``min_history`` sign-ins make it high confidence).
@@ -78,6 +79,8 @@ WEEKDAY, WEEKEND = 0, 1
 _DAY = 86_400_000
 _HOUR = 3_600_000
 _TENANT_PSEUDO = 24.0
+_PEER_PSEUDO = 4.0
+"""The peers' own hours, lightly shrunk: what a new actor's hour is checked against."""
 
 
 class SignInTimeSettings(DetectorSettings):
@@ -194,9 +197,12 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
                 there_day = WEEKEND if there.weekday() in settings.weekend_days else WEEKDAY
                 p_there, _ = probability(state, tenant, there.hour, there_day, settings)
                 p = max(p, p_there)  # a traveller at a usual hour where they are
-            if state.get("c", 0) < settings.min_history:
-                # A short history is weak evidence: the hour must be odd for their peers too.
-                p = max(p, tenant_probability(tenant, hour, day, settings))
+            short = max(0.0, 1.0 - float(state.get("c", 0)) / settings.min_history)
+            if short > 0:
+                # A short history is weak evidence: the hour must be odd for their peers too,
+                # the less so the more of their own sign-ins there are.
+                peers = tenant_probability(tenant, hour, day, settings, _PEER_PSEUDO)
+                p += short * max(0.0, peers - p)
             activity = state.get("a")
             worked: float | None = None
             if (
@@ -407,12 +413,17 @@ def probability(
 
 
 def tenant_probability(
-    tenant: dict[str, Any], hour: int, day: int, settings: SignInTimeSettings
+    tenant: dict[str, Any],
+    hour: int,
+    day: int,
+    settings: SignInTimeSettings,
+    pseudo: float = _TENANT_PSEUDO,
 ) -> float:
-    """The tenant prior: its actors' sign-ins in ``hour`` (their own clocks), shrunk to uniform."""
+    """The tenant prior: its actors' sign-ins in ``hour`` (their own clocks), shrunk to uniform
+    with ``pseudo`` sign-ins."""
     t_n = float(tenant.get("n", 0.0))
     t_p = _distribution(tenant.get("h", []), day, settings)[hour]
-    return (t_n * t_p + _TENANT_PSEUDO / HOURS) / (t_n + _TENANT_PSEUDO)
+    return (t_n * t_p + pseudo / HOURS) / (t_n + pseudo)
 
 
 MAX_ACTIVITY_DAYS = 10.0

@@ -1201,7 +1201,9 @@ def traveller_zone(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
             dest = ctx.rng.choice(dests)
             first = at_local(day, ctx.rng.uniform(8.0, 10.0), dest.timezone)
             second = at_local(day + timedelta(days=1), ctx.rng.uniform(8.0, 10.0), dest.timezone)
-            start, end = first - timedelta(hours=12), second + timedelta(hours=6)
+            # Flights there and back: no sign-in at home closer than a plane allows.
+            flight = timedelta(hours=dest.km_to(user.home.city) / FLIGHT_KMH + 4)
+            start, end = first - flight, second + flight
             if not ctx.free(user, start, end):
                 continue
             ctx.reserve(user, start, end, claim=True)
