@@ -1021,10 +1021,10 @@ def bulk_deletion(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     out: list[SimEvent] = []
     for at in _spread(start, minutes, requests, ctx.rng):
         kind = ctx.rng.choice(["document", "time_entry", "task"])
-        items = [
-            (kind, e, v)
-            for e, v in reg.take(kind, ctx.rng.randint(20, 40), lambda v: not v.get("archived"))
-        ]
+        size = ctx.rng.randint(20, 40)
+        items = [(kind, e, v) for e, v in reg.take(kind, size, lambda v: not v.get("archived"))]
+        while len(items) < size:  # the registry ran short: the request still deletes its items
+            items.append((kind, f"{kind}_bulk_{len(out)}_{len(items)}", {"title": kind}))
         out += _delete_request(ctx, user, session, at, items, None)
     return ctx.label(
         sid,
@@ -1105,7 +1105,12 @@ def _first_days(
 ) -> tuple[User, list[datetime], list[SimEvent]] | None:
     """A day worker with no history (claimed from the timeline's start) and ``days`` ordinary
     weekdays: one sign-in at the start of work, then work through the day."""
-    users = [u for u in tenant.day_workers if u.evening_rate == 0]
+    # Members: owners, finance and admins are kept for the scenarios only they can play.
+    users = [
+        u
+        for u in tenant.day_workers
+        if u.evening_rate == 0 and u.role in (Role.MEMBER, Role.MANAGER) and not u.is_admin
+    ]
     ctx.rng.shuffle(users)
     for user in users:
         weekdays = ctx.weekdays(user)
