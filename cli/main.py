@@ -277,10 +277,12 @@ from auditstream.cli.simulate import simulate  # noqa: E402
 cli.add_command(simulate)
 cli.add_command(evaluate)
 
+from auditstream.cli.backtest import backtest  # noqa: E402
 from auditstream.cli.ingest import ingest  # noqa: E402
 from auditstream.cli.reconcile import reconcile_command  # noqa: E402
 
 cli.add_command(ingest)
+cli.add_command(backtest)
 
 cli.add_command(reconcile_command)
 

@@ -146,6 +146,8 @@ class FailedSignIns(Detector[FailureSettings]):
         # success from an address can take its failures back), else under one key.
         per: dict[str, dict[str, int]] = state.get("b", {})
         key = (event.ip or "-") if self.slow and self.scope is Scope.ACTOR else "*"
+        if key not in per and len(per) >= MAX_OTHERS:
+            key = "*"  # bounded: beyond 50 addresses, counted together (never taken back)
         slot = now // self.bucket_ms
         span = max(1, -(-window // self.bucket_ms))
         own = per.setdefault(key, {})

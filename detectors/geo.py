@@ -103,6 +103,11 @@ class NewLocationSettings(GeoSettings):
     networks: bool = Field(
         default=True, description="Also alert on a new network (ASN, /24, /48) in a known country"
     )
+    established: int = Field(
+        default=30,
+        ge=0,
+        description="Until this many located sign-ins, a place the tenant's actors use is not new",
+    )
 
 
 def _remember(seen: list[str], value: str, limit: int) -> list[str]:
@@ -110,8 +115,19 @@ def _remember(seen: list[str], value: str, limit: int) -> list[str]:
     return ([v for v in seen if v != value] + [value])[-limit:]
 
 
+TENANT_PLACES = 500
+"""Countries and networks remembered per tenant (as one partition sees it)."""
+
+
 class NewLocation(_GeoDetector):
-    """A successful sign-in from a country or network never seen for the actor."""
+    """A successful sign-in from a country or network never seen for the actor.
+
+    Cold start: while the actor has fewer than ``established`` located sign-ins, a country or
+    network that the tenant's other actors sign in from (the office, a common ISP, the home
+    country) is not new: a new employee's first weeks bring places new to *them* but not to
+    their organisation. A place nobody in the tenant uses still alerts, stating how much of
+    the actor's history it rests on.
+    """
 
     name = "new_location"
     settings = NewLocationSettings
@@ -136,6 +152,15 @@ class NewLocation(_GeoDetector):
             state["c"] = _remember(countries, point.country, settings.remember)
         if point.network is not None:
             state["k"] = _remember(networks, point.network, settings.remember)
+        peers_countries: list[str] = tenant.get("c", [])
+        peers_networks: list[str] = tenant.get("k", [])
+        if seen < settings.established:  # the tenant's places carry a new actor
+            new_country = new_country and point.country not in peers_countries
+            new_network = new_network and point.network not in peers_networks
+        if point.country is not None:
+            tenant["c"] = _remember(peers_countries, point.country, TENANT_PLACES)
+        if point.network is not None:
+            tenant["k"] = _remember(peers_networks, point.network, TENANT_PLACES)
         if seen < settings.min_history:
             return []
         if new_country and countries:
@@ -155,7 +180,14 @@ class NewLocation(_GeoDetector):
                 explanation=(
                     f"{event.actor.id} signed in from {point.label()} "
                     f"(network {_network(point)}), a {kind} not seen in their "
-                    f"{seen} earlier located sign-ins; {usual}."
+                    f"{seen} earlier located sign-ins"
+                    + (
+                        f" nor used by anyone else in the tenant (a short history: the "
+                        f"tenant's places count until {settings.established} sign-ins)"
+                        if seen < settings.established
+                        else ""
+                    )
+                    + f"; {usual}."
                 ),
                 window_start=event.occurred_at,
                 window_end=event.occurred_at,

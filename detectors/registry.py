@@ -25,7 +25,7 @@ from auditstream.detectors.sign_in_time import OffHoursSignIn
 
 
 def default_detectors() -> list[Detector[Any]]:
-    geo = GeoResolver()  # one offline database and cache for both geo detectors
+    geo = GeoResolver()  # one offline database and cache for the detectors that place events
     return [
         MassDeletion(),
         MassExport(),
@@ -39,7 +39,7 @@ def default_detectors() -> list[Detector[Any]]:
         SourceSignInFailures(),
         SlowAccountSignInFailures(),
         SlowSourceSignInFailures(),
-        OffHoursSignIn(),
+        OffHoursSignIn(geo),
         NewLocation(geo),
         ImpossibleTravel(geo),
     ]

@@ -36,8 +36,26 @@ The model, per actor, learned online from the actor's successful sign-ins:
   it) teach nothing, so an attacker's night session does not make the next night normal.
   An attacker's 03:00 sign-in for a 9-to-5 actor is rare in both.
 
+- **Whose clock.** The actor's zone is ``actor.timezone`` when the source sends it; else the
+  zone learned from where they sign in (the place, sent or from IP geolocation, mapped to
+  its IANA zone through ``zone1970.tab``; the zone of most of their sign-ins, so one sign-in
+  from abroad does not move it); else the tenant's ``timezone``. Hours, the tenant prior
+  and explanations are all in that zone. A sign-in from a place in another zone (a
+  traveller) alerts only when its hour is odd on the local clock there too.
+- **Cold start.** An actor is scored once they have ``min_evidence`` sign-ins plus days of
+  other activity (not ``min_history`` sign-ins: someone who signs in once a day would wait a
+  month). Until then, and while their history is short, the tenant prior carries most of
+  the estimate; the days they were active count as pseudo sign-ins at the hours they
+  worked (fading out as their own sign-ins reach ``min_history``). The alert states its
+  confidence (low / medium / high) from the evidence, and a
+  low-confidence alert is low severity. Until ``min_history`` sign-ins, an hour must also be
+  odd for the tenant's actors (on their own clocks), with a weight that fades as the actor's
+  own sign-ins accumulate: a new actor's first evening check-in is not an alert where evening
+  check-ins are common, a 03:00 sign-in is.
+
 A sign-in alerts when ``p`` of its local hour is below ``max_probability``, once the actor
-has at least ``min_history`` sign-ins. It is scored before it is learned; an odd sign-in is
+has enough evidence (``min_evidence``; ``min_history`` sign-ins make it high confidence).
+It is scored before it is learned; an odd sign-in is
 learned at ``odd_learning_weight`` only, so an attacker's repeated 03:00 sign-ins do not
 become normal at once, while a real change of shift becomes normal within a few days.
 """
@@ -50,7 +68,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from auditstream.detectors.base import Detector, DetectorSettings, Finding
-from auditstream.detectors.timeutil import local_time, millis
+from auditstream.detectors.geoip import GeoResolver, merge
+from auditstream.detectors.timeutil import millis, zone, zone_at
 from auditstream.schemas.actions import Action
 from auditstream.schemas.alert import Observation, Severity
 from auditstream.schemas.event import AuditEvent, Outcome
@@ -60,11 +79,23 @@ WEEKDAY, WEEKEND = 0, 1
 _DAY = 86_400_000
 _HOUR = 3_600_000
 _TENANT_PSEUDO = 24.0
+_PEER_PSEUDO = 4.0
+"""The peers' own hours, lightly shrunk: what a new actor's hour is checked against."""
 
 
 class SignInTimeSettings(DetectorSettings):
     min_history: int = Field(
-        default=20, ge=1, description="Successful sign-ins of the actor before it is scored"
+        default=20, ge=1, description="Successful sign-ins that make a profile high-confidence"
+    )
+    min_evidence: int = Field(
+        default=4,
+        ge=1,
+        description="Sign-ins plus days of other activity before the actor is scored at all",
+    )
+    activity_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Pseudo sign-ins per active day, at the hours the actor worked (max 10 days)",
     )
     max_probability: float = Field(
         default=0.01,
@@ -119,6 +150,20 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
     settings = SignInTimeSettings
     mitre = ("T1078", "Valid Accounts")
 
+    def __init__(self, resolver: GeoResolver | None = None) -> None:
+        self.resolver = resolver
+        """Places sign-ins by IP when they carry no location (None: sent locations only)."""
+
+    def _located(self, event: AuditEvent) -> str | None:
+        """The zone of the place this event happened, when known."""
+        if event.location is None and (self.resolver is None or event.ip is None):
+            return None
+        point = merge(event.location, event.ip, self.resolver) if self.resolver else None
+        if point is None:
+            loc = event.location
+            return None if loc is None else zone_at(loc.country, loc.latitude, loc.longitude)
+        return zone_at(point.country, point.latitude, point.longitude)
+
     def wants(self, event: AuditEvent) -> bool:
         # Sign-ins are scored; every other action the actor takes teaches its working hours.
         return event.outcome is Outcome.SUCCESS and event.action is not Action.SIGN_OUT
@@ -130,10 +175,12 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         settings: SignInTimeSettings,
         tenant: dict[str, Any],
     ) -> list[Finding]:
-        local = local_time(event, settings.timezone)
+        now = millis(event.occurred_at)
+        located = self._located(event) if event.action is Action.SIGN_IN else None
+        home, source = home_zone(event, state, located, settings)
+        local = event.occurred_at.astimezone(zone(home))
         day = WEEKEND if local.weekday() in settings.weekend_days else WEEKDAY
         hour = local.hour
-        now = millis(event.occurred_at)
         if event.action is not Action.SIGN_IN:
             if settings.learn_from_activity and not _in_odd_session(state, event, now):
                 _learn_activity(state, now, local, day, settings.half_life_days)
@@ -142,8 +189,20 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         _decay(tenant, now, settings.half_life_days)
 
         findings: list[Finding] = []
-        if state.get("c", 0) >= settings.min_history:
+        days = float((state.get("a") or {}).get("n", 0.0))
+        if state.get("c", 0) + round(days) >= settings.min_evidence:  # days: decayed counts
             p, prior_share = probability(state, tenant, hour, day, settings)
+            if p < settings.max_probability and located is not None and located != home:
+                there = event.occurred_at.astimezone(zone(located))
+                there_day = WEEKEND if there.weekday() in settings.weekend_days else WEEKDAY
+                p_there, _ = probability(state, tenant, there.hour, there_day, settings)
+                p = max(p, p_there)  # a traveller at a usual hour where they are
+            short = max(0.0, 1.0 - float(state.get("c", 0)) / settings.min_history)
+            if short > 0:
+                # A short history is weak evidence: the hour must be odd for their peers too,
+                # the less so the more of their own sign-ins there are.
+                peers = tenant_probability(tenant, hour, day, settings, _PEER_PSEUDO)
+                p += short * max(0.0, peers - p)
             activity = state.get("a")
             worked: float | None = None
             if (
@@ -157,7 +216,9 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
                 worked is None or worked < settings.working_day_share
             ):
                 findings.append(
-                    self._finding(event, local, state, p, prior_share, worked, settings)
+                    self._finding(
+                        event, local, state, p, prior_share, worked, settings, (home, source)
+                    )
                 )
         if findings:
             # Its session's actions must not teach working hours (see _in_odd_session).
@@ -166,6 +227,8 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         _learn(state, now, hour, day, weight, settings.half_life_days)
         _learn(tenant, now, hour, day, weight, settings.half_life_days)
         state["c"] = state.get("c", 0) + 1
+        if located is not None and not findings:
+            _learn_zone(state, located)
         return findings
 
     def _finding(
@@ -177,10 +240,19 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
         prior_share: float,
         worked: float | None,
         settings: SignInTimeSettings,
+        where: tuple[str, str],
     ) -> Finding:
-        zone = event.actor.timezone or settings.timezone
-        when = f"{local:%H:%M} on {local:%a %Y-%m-%d} ({zone})"
-        usual = usual_hours(state["h"])
+        home, source = where
+        when = f"{local:%H:%M} on {local:%a %Y-%m-%d} ({home}, {source})"
+        usual = usual_hours(state.get("h") or [], state.get("a"))
+        signins = int(state.get("c", 0))
+        days = float((state.get("a") or {}).get("n", 0.0))
+        if signins >= settings.min_history:
+            confidence = "high"
+        elif signins + days >= 2 * settings.min_evidence:
+            confidence = "medium"
+        else:
+            confidence = "low"
         activity = (
             ""
             if worked is None
@@ -188,14 +260,15 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
             f"active days (working hours from {settings.working_day_share:.0%})."
         )
         return Finding(
-            severity=Severity.MEDIUM,
+            severity=Severity.LOW if confidence == "low" else Severity.MEDIUM,
             title=f"Sign-in by {event.actor.display_name or event.actor.id} at {local:%H:%M} "
-            f"local time, unusual for them",
+            f"their time, unusual for them",
             explanation=(
-                f"{event.actor.id} signed in at {when}. Their usual sign-in hours are {usual} "
-                f"(from {state['c']} sign-ins). The estimated probability of a sign-in in the "
-                f"{local:%H}:00 hour is {p:.2%} (tenant prior weight {prior_share:.0%}), "
-                f"below the alert threshold of {settings.max_probability:.2%}.{activity}"
+                f"{event.actor.id} signed in at {when}. Their usual hours are {usual} "
+                f"(from {signins} sign-ins and {days:.0f} active days). The estimated "
+                f"probability of a sign-in in the {local:%H}:00 hour is {p:.2%}, below the "
+                f"alert threshold of {settings.max_probability:.2%}. Confidence: {confidence} "
+                f"(the tenant's prior carries {prior_share:.0%} of the estimate).{activity}"
             ),
             window_start=event.occurred_at,
             window_end=event.occurred_at,
@@ -210,7 +283,13 @@ class OffHoursSignIn(Detector[SignInTimeSettings]):
                 Observation(metric="sign_in_local_hour", observed=local.hour, unit="hour"),
                 Observation(metric="sign_ins_in_profile", observed=state["c"]),
             ],
-            extra={"local_time": local.isoformat(), "usual_hours": usual, "zone": zone},
+            extra={
+                "local_time": local.isoformat(),
+                "usual_hours": usual,
+                "zone": home,
+                "zone_source": source,
+                "confidence": confidence,
+            },
         )
 
 
@@ -320,18 +399,70 @@ def probability(
 ) -> tuple[float, float]:
     """(probability of a sign-in in ``hour`` on a ``day`` type, the tenant prior's share)."""
     n = float(state.get("n", 0.0))
-    actor = _distribution(state.get("h", []), day, settings)[hour]
+    actor = _distribution(state.get("h", []), day, settings)[hour] if n > 0 else 0.0
+    prior = tenant_probability(tenant, hour, day, settings)
+    k = settings.prior_weight
+    activity = state.get("a") or {}
+    # Activity carries a new actor and fades out as their own sign-ins reach min_history.
+    fade = max(0.0, 1.0 - float(state.get("c", 0)) / settings.min_history)
+    w = min(float(activity.get("n", 0.0)), MAX_ACTIVITY_DAYS) * settings.activity_weight * fade
+    worked = _distribution(activity.get("h", []), day, settings)[hour] if w > 0 else 0.0
+    if n + w + k <= 0:
+        return prior, 1.0
+    return (n * actor + w * worked + k * prior) / (n + w + k), k / (n + w + k)
+
+
+def tenant_probability(
+    tenant: dict[str, Any],
+    hour: int,
+    day: int,
+    settings: SignInTimeSettings,
+    pseudo: float = _TENANT_PSEUDO,
+) -> float:
+    """The tenant prior: its actors' sign-ins in ``hour`` (their own clocks), shrunk to uniform
+    with ``pseudo`` sign-ins."""
     t_n = float(tenant.get("n", 0.0))
     t_p = _distribution(tenant.get("h", []), day, settings)[hour]
-    prior = (t_n * t_p + _TENANT_PSEUDO / HOURS) / (t_n + _TENANT_PSEUDO)
-    k = settings.prior_weight
-    if n + k <= 0:
-        return prior, 1.0
-    return (n * actor + k * prior) / (n + k), k / (n + k)
+    return (t_n * t_p + pseudo / HOURS) / (t_n + pseudo)
 
 
-def usual_hours(counts: list[float], coverage: float = 0.9) -> str:
-    """The hours holding ``coverage`` of the sign-ins, as ranges: ``"08:00-12:00, 13:00-17:00"``."""
+MAX_ACTIVITY_DAYS = 10.0
+"""Active days counted as pseudo sign-ins at most: enough to carry a new actor, never
+outweighing a real sign-in history."""
+
+
+def home_zone(
+    event: AuditEvent, state: dict[str, Any], located: str | None, settings: SignInTimeSettings
+) -> tuple[str, str]:
+    """(the actor's zone, where it comes from) for scoring and explaining this event."""
+    if event.actor.timezone:
+        return event.actor.timezone, "the actor's zone"
+    zones: dict[str, float] = state.get("z") or {}
+    if zones:
+        return max(sorted(zones), key=lambda z: zones[z]), "inferred from their sign-in places"
+    if located is not None:
+        return located, "where this sign-in is from"
+    return settings.timezone, "the tenant's zone"
+
+
+def _learn_zone(state: dict[str, Any], located: str) -> None:
+    """Count a sign-in's zone; at most four zones, the least used one making way."""
+    zones: dict[str, float] = state.get("z") or {}
+    zones[located] = zones.get(located, 0.0) + 1.0
+    if len(zones) > 4:
+        del zones[min(sorted(zones), key=lambda z: zones[z])]
+    state["z"] = zones
+
+
+def usual_hours(
+    counts: list[float], activity: dict[str, Any] | None = None, coverage: float = 0.9
+) -> str:
+    """The hours holding ``coverage`` of the sign-ins (with too few, of the hours the actor
+    was active), as ranges: ``"08:00-12:00, 13:00-17:00"``."""
+    if sum(counts) < 3 and activity and activity.get("h"):
+        counts = activity["h"]
+    if not counts:
+        return "unknown"
     by_hour = [counts[h] + counts[HOURS + h] for h in range(HOURS)]
     total = sum(by_hour)
     if total <= 0:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, time
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from importlib import resources
+from pathlib import Path
+from zoneinfo import TZPATH, ZoneInfo
 
 from auditstream.schemas.event import AuditEvent
 
@@ -54,3 +59,91 @@ def within(moment: time, hours: tuple[time, time]) -> bool:
     if start <= end:
         return start <= moment < end
     return moment >= start or moment < end
+
+
+@dataclass(frozen=True)
+class ZoneEntry:
+    countries: tuple[str, ...]
+    """The zone's own country first, then others that use it (``zone1970.tab``)."""
+    latitude: float
+    longitude: float
+    zone: str
+
+
+def _coordinate(text: str, degree_digits: int) -> float:
+    sign = -1.0 if text[0] == "-" else 1.0
+    digits = text[1:]
+    degrees = int(digits[:degree_digits])
+    minutes = int(digits[degree_digits : degree_digits + 2])
+    seconds = int(digits[degree_digits + 2 :] or 0)
+    return sign * (degrees + minutes / 60 + seconds / 3600)
+
+
+@lru_cache(maxsize=1)
+def zone_table() -> tuple[ZoneEntry, ...]:
+    """IANA's ``zone1970.tab``: each zone with the countries it covers and its main city's
+    coordinates (from the system's tz database, else the ``tzdata`` package)."""
+    text: str | None = None
+    for base in TZPATH:
+        with contextlib.suppress(OSError):
+            text = (Path(base) / "zone1970.tab").read_text()
+            break
+    if text is None:
+        with contextlib.suppress(ModuleNotFoundError, OSError):
+            text = (resources.files("tzdata.zoneinfo") / "zone1970.tab").read_text()
+    if text is None:
+        return ()
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        match = re.match(r"^([+-]\d+)([+-]\d+)$", parts[1])
+        if match is None:
+            continue
+        lat, lon = match.groups()
+        out.append(
+            ZoneEntry(
+                tuple(parts[0].split(",")),
+                _coordinate(lat, 2),
+                _coordinate(lon, 3),
+                parts[2],
+            )
+        )
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def zone_at(country: str | None, latitude: float | None, longitude: float | None) -> str | None:
+    """The IANA zone of a place: the zone of ``country`` whose main city is nearest (a
+    country's first-listed zone when there are no coordinates); the nearest zone anywhere
+    for coordinates without a country; None when nothing is known."""
+    table = zone_table()
+    if country:
+        # Its own zones (listed first) before zones it shares with another country.
+        candidates = [z for z in table if z.countries[0] == country]
+        candidates = candidates or [z for z in table if country in z.countries]
+    else:
+        candidates = list(table)
+    if not candidates or (country is None and (latitude is None or longitude is None)):
+        return None
+    if len(candidates) == 1 or latitude is None or longitude is None:
+        return candidates[0].zone
+    lat, lon = math.radians(latitude), math.radians(longitude)
+
+    def distance(z: ZoneEntry) -> float:
+        zl, zo = math.radians(z.latitude), math.radians(z.longitude)
+        return math.acos(
+            max(
+                -1.0,
+                min(
+                    1.0,
+                    math.sin(lat) * math.sin(zl)
+                    + math.cos(lat) * math.cos(zl) * math.cos(lon - zo),
+                ),
+            )
+        )
+
+    return min(candidates, key=distance).zone

@@ -13,17 +13,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
-
 from auditstream.detectors.base import Scope
 from auditstream.detectors.engine import DetectionEngine
-from auditstream.schemas.event import AuditEvent, partition_key
+from auditstream.detectors.replay import partition_of
+from auditstream.schemas.event import AuditEvent
 from auditstream.simulation.events import SimEvent
 from auditstream.simulation.metrics import SeenAlert
-
-
-def partition_of(tenant_id: str, actor_id: str, partitions: int) -> int:
-    return (int(murmur2(partition_key(tenant_id, actor_id))) & 0x7FFFFFFF) % partitions
 
 
 def detect(

@@ -19,6 +19,9 @@ Attacks (the rule that must fire):
 - ``low_and_slow``: one account, a failed sign-in every 20-50 minutes for 8-20 hours from
   changing addresses.
 - ``bulk_deletion``: 5-8 "delete selected" requests of 20-40 items each within minutes.
+- ``new_user_odd_hour``: a user with no history at all (they joined when the attack period
+  began) works two or three ordinary days, signing in once a day; then their account signs
+  in at 01:00-04:30 their time. Only the odd sign-in is labelled.
 
 Benign look-alikes (the rule that must stay quiet):
 
@@ -32,7 +35,10 @@ Benign look-alikes (the rule that must stay quiet):
 - ``stale_password`` (slow_account_sign_in_failures): a phone at home retries an old password
   every 30-60 minutes all day, after the user signed in from there;
 - ``project_cascade`` (mass_deletion): one or two projects deleted, each with its 20-45 tasks
-  (one request each: a shared ``correlation_id``, the tasks naming the project as parent).
+  (one request each: a shared ``correlation_id``, the tasks naming the project as parent);
+- ``new_user_first_week`` (off_hours_sign_in): the same first days of a new user, nothing odd;
+- ``traveller_zone`` (off_hours_sign_in): a user abroad, at least five hours from home, signs
+  in on two days at 08:00-10:00 *there* (the night at home), with the place in the event.
 
 A scenario *claims* its user for its time span: their background sessions then are left
 out (a traveller does not also sign in at home), and no two scenarios share a user at once.
@@ -116,6 +122,12 @@ ATTACKS: dict[str, ScenarioType] = {
             "low_and_slow", Kind.ATTACK, "slow_account_sign_in_failures", "failures all day"
         ),
         ScenarioType("bulk_deletion", Kind.ATTACK, "mass_deletion", "many big delete requests"),
+        ScenarioType(
+            "new_user_odd_hour",
+            Kind.ATTACK,
+            "off_hours_sign_in",
+            "first week, then 01:00-04:30",
+        ),
     )
 }
 LOOKALIKES: dict[str, ScenarioType] = {
@@ -133,6 +145,12 @@ LOOKALIKES: dict[str, ScenarioType] = {
             "a phone retrying an old password",
         ),
         ScenarioType("project_cascade", Kind.BENIGN, "mass_deletion", "a project and its tasks"),
+        ScenarioType(
+            "new_user_first_week", Kind.BENIGN, "off_hours_sign_in", "a new user's first days"
+        ),
+        ScenarioType(
+            "traveller_zone", Kind.BENIGN, "off_hours_sign_in", "working hours abroad, 5+ h off"
+        ),
     )
 }
 TYPES: dict[str, ScenarioType] = {**ATTACKS, **LOOKALIKES}
@@ -414,7 +432,7 @@ def brute_force(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
 def password_spraying(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     if len(tenant.users) < 12:
         return None
-    targets = ctx.rng.sample(list(tenant.users), ctx.rng.randint(12, min(30, len(tenant.users))))
+    wanted = ctx.rng.randint(12, min(30, len(tenant.users)))
     minutes = ctx.rng.uniform(5, 25)
     tz = tenant.timezone
     days = list(ctx.timeline.attack_dates(tz))
@@ -422,7 +440,9 @@ def password_spraying(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     for day in days:
         start = at_local(day, ctx.rng.uniform(0, 24), tz)
         end = start + timedelta(minutes=minutes + 1)
-        if all(ctx.free(u, start, end) for u in targets):
+        free = [u for u in tenant.users if ctx.free(u, start, end)]
+        if len(free) >= wanted:
+            targets = ctx.rng.sample(free, wanted)
             break
     else:
         return None
@@ -1001,10 +1021,10 @@ def bulk_deletion(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     out: list[SimEvent] = []
     for at in _spread(start, minutes, requests, ctx.rng):
         kind = ctx.rng.choice(["document", "time_entry", "task"])
-        items = [
-            (kind, e, v)
-            for e, v in reg.take(kind, ctx.rng.randint(20, 40), lambda v: not v.get("archived"))
-        ]
+        size = ctx.rng.randint(20, 40)
+        items = [(kind, e, v) for e, v in reg.take(kind, size, lambda v: not v.get("archived"))]
+        while len(items) < size:  # the registry ran short: the request still deletes its items
+            items.append((kind, f"{kind}_bulk_{len(out)}_{len(items)}", {"title": kind}))
         out += _delete_request(ctx, user, session, at, items, None)
     return ctx.label(
         sid,
@@ -1077,6 +1097,146 @@ def stale_password(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
     )
 
 
+# A new user's first week; a traveller in another zone ---------------------------------------
+
+
+def _first_days(
+    ctx: Context, tenant: Tenant, days: int
+) -> tuple[User, list[datetime], list[SimEvent]] | None:
+    """A day worker with no history (claimed from the timeline's start) and ``days`` ordinary
+    weekdays: one sign-in at the start of work, then work through the day."""
+    # Members: owners, finance and admins are kept for the scenarios only they can play.
+    users = [
+        u
+        for u in tenant.day_workers
+        if u.evening_rate == 0 and u.role in (Role.MEMBER, Role.MANAGER) and not u.is_admin
+    ]
+    ctx.rng.shuffle(users)
+    for user in users:
+        weekdays = ctx.weekdays(user)
+        if len(weekdays) < days:
+            continue
+        dates = weekdays[:days]
+        starts = [
+            at_local(d, user.work_start + ctx.rng.uniform(0, 0.4), user.timezone) for d in dates
+        ]
+        end = starts[-1] + timedelta(hours=12)
+        if not ctx.free(user, ctx.timeline.attack_start, end):
+            continue
+        # Theirs for the whole run (no other scenario makes them a long-standing user);
+        # background work starts once their scenario ends.
+        ctx.used.setdefault((user.tenant_id, user.id), []).append(
+            (ctx.timeline.start, ctx.timeline.end)
+        )
+        ctx.claims.add(user.tenant_id, user.id, ctx.timeline.start, end)
+        out: list[SimEvent] = []
+        for start in starts:
+            session = ctx.factory.session(
+                user, user.office if user.office_share else user.home, start
+            )
+            out.append(_sign_in(ctx, user, tenant.id, start, session))
+            for hour in range(1, int(user.work_hours)):
+                out += _browse(ctx, user, start + timedelta(hours=hour - 1), session, 2)
+        return user, starts, out
+    return None
+
+
+def new_user_odd_hour(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    found = _first_days(ctx, tenant, ctx.rng.randint(3, 4))
+    if found is None:
+        return None
+    user, starts, routine = found
+    # Before dawn on their last day: after two or three ordinary days.
+    night = at_local(
+        starts[-1].astimezone(zone(user.timezone)).date(), ctx.rng.uniform(1.0, 4.5), user.timezone
+    )
+    session = ctx.factory.session(user, user.home, night)
+    odd = [_sign_in(ctx, user, tenant.id, night, session)]
+    odd += _browse(ctx, user, night, session, ctx.rng.randint(2, 5))
+    hour = local_hours(night, user.timezone)
+    built = ctx.label(
+        sid,
+        ATTACKS["new_user_odd_hour"],
+        tenant.id,
+        user.id,
+        odd,
+        f"a user of {len(starts) - 1} days signs in at {int(hour):02d}:{int(hour % 1 * 60):02d} "
+        "their time",
+        tolerate=GEO,
+    )
+    built.events += routine  # their first days: background, unlabelled
+    return built
+
+
+def new_user_first_week(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    found = _first_days(ctx, tenant, ctx.rng.randint(3, 4))
+    if found is None:
+        return None
+    user, _, routine = found
+    return ctx.label(
+        sid,
+        LOOKALIKES["new_user_first_week"],
+        tenant.id,
+        user.id,
+        routine,
+        f"a new user's first {sum(1 for e in routine if e.action == 'sign_in')} days",
+        tolerate=GEO,
+    )
+
+
+def traveller_zone(ctx: Context, sid: str, tenant: Tenant) -> Built | None:
+    users = [u for u in tenant.day_workers if u.evening_rate == 0]
+    ctx.rng.shuffle(users)
+    far = [*TRAVEL_DESTINATIONS, *ATTACKER_CITIES]
+    for user in users:
+        days = ctx.weekdays(user)
+        ctx.rng.shuffle(days)
+        for day in days:
+            dests = [
+                c
+                for c in far
+                if abs(
+                    _utc_offset_hours(c.timezone, at_local(day, 12, user.timezone))
+                    - _utc_offset_hours(user.timezone, at_local(day, 12, user.timezone))
+                )
+                >= 5
+            ]
+            if not dests:
+                continue
+            dest = ctx.rng.choice(dests)
+            first = at_local(day, ctx.rng.uniform(8.0, 10.0), dest.timezone)
+            second = at_local(day + timedelta(days=1), ctx.rng.uniform(8.0, 10.0), dest.timezone)
+            # Flights there and back: no sign-in at home closer than a plane allows.
+            flight = timedelta(hours=dest.km_to(user.home.city) / FLIGHT_KMH + 4)
+            start, end = first - flight, second + flight
+            if not ctx.free(user, start, end):
+                continue
+            ctx.reserve(user, start, end, claim=True)
+            abroad = Place(
+                "travel",
+                user.phone.ip,
+                dest,
+                dest.location(3, ctx.rng),
+                "mobile",
+                user.phone.user_agent,
+            )
+            out: list[SimEvent] = []
+            for at in (first, second):
+                session = ctx.factory.session(user, abroad, at)
+                out.append(_sign_in(ctx, user, tenant.id, at, session))
+                out += _browse(ctx, user, at, session, ctx.rng.randint(2, 5))
+            return ctx.label(
+                sid,
+                LOOKALIKES["traveller_zone"],
+                tenant.id,
+                user.id,
+                out,
+                f"in {dest.name} ({dest.timezone}), signing in at 08:00-10:00 there",
+                tolerate=GEO,
+            )
+    return None
+
+
 BUILDERS: dict[str, Callable[[Context, str, Tenant], Built | None]] = {
     "mass_deletion": mass_deletion,
     "off_hours_sign_in": off_hours_sign_in,
@@ -1096,7 +1256,14 @@ BUILDERS: dict[str, Callable[[Context, str, Tenant], Built | None]] = {
     "bulk_deletion": bulk_deletion,
     "project_cascade": project_cascade,
     "stale_password": stale_password,
+    "new_user_odd_hour": new_user_odd_hour,
+    "new_user_first_week": new_user_first_week,
+    "traveller_zone": traveller_zone,
 }
+
+
+LONG = ("new_user_odd_hour", "new_user_first_week", "traveller_zone")
+"""Scenario types that need a user for days (no history at all; two days abroad)."""
 
 
 def inject(ctx: Context, counts: dict[str, int]) -> list[Built]:
@@ -1106,7 +1273,9 @@ def inject(ctx: Context, counts: dict[str, int]) -> list[Built]:
         raise ScenarioError(f"unknown scenario type(s) {unknown}; known: {', '.join(BUILDERS)}")
     out: list[Built] = []
     tenants = list(ctx.org.tenants)
-    for name, count in counts.items():
+    # Scenarios that need a user free for days are placed first, while users are free.
+    ordered = sorted(counts.items(), key=lambda item: item[0] not in LONG)
+    for name, count in ordered:
         made = 0
         attempts = 0
         while made < count and attempts < count * len(tenants) * 3 + 3:

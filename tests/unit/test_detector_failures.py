@@ -319,3 +319,14 @@ def test_registry_and_defaults() -> None:
             [*(fail(i * 20, "usr_x") for i in range(10)), ok(220, "usr_x")]
         )
     ] == ["account_sign_in_failures", "brute_force"]
+
+
+def test_slow_account_state_is_bounded_under_a_distributed_attack() -> None:
+    detector = SlowAccountSignInFailures()
+    state: dict[str, Any] = {}
+    settings = detector.settings()
+    for i in range(2000):
+        ip = f"2001:db8:{i // 250:x}:{i % 250:x}::1"
+        detector.observe(fail(i * 40, "usr_cfo", ip=ip), state, settings, {})  # type: ignore[arg-type]
+    assert len(state["b"]) <= 51
+    assert len(json.dumps(state)) < 20_000

@@ -368,3 +368,32 @@ def test_registered_and_sharing_one_resolver() -> None:
     assert {d.name for d in geo} == {"new_location", "impossible_travel"}
     assert geo[0].resolver is geo[1].resolver
     config.build({}, detectors)
+
+
+def test_a_new_actor_in_a_place_their_colleagues_use_is_quiet() -> None:
+    """Cold start: the tenant's places (as this partition sees them) carry a new actor."""
+    run = Run()
+    colleague: dict[str, Any] = {}
+    for event in [
+        sign_in(T0 + timedelta(days=i), ip, actor="usr_old")
+        for i in range(5)
+        for ip in (BERLIN, HAMBURG)
+    ]:
+        run.engine.process(event, colleague, Scope.ACTOR, run.tenant)
+    # usr_1: three sign-ins from Berlin, then Hamburg (Versatel): new to them, not to the tenant.
+    assert run.feed(*history(3, start=later(6))) == []
+    assert run.rules(sign_in(later(10), HAMBURG)) == []
+    # Paris is new to everyone: it alerts, and says the history is short.
+    [alert] = run.feed(sign_in(later(11), PARIS))
+    assert alert.rule == "new_location"
+    assert "nor used by anyone else in the tenant" in alert.explanation
+
+
+def test_an_established_actor_in_a_colleagues_place_still_alerts() -> None:
+    run = Run({"new_location": {"established": 3}})
+    colleague: dict[str, Any] = {}
+    for event in [sign_in(T0, PARIS, actor="usr_old")]:
+        run.engine.process(event, colleague, Scope.ACTOR, run.tenant)
+    assert run.feed(*history(3, start=later(1))) == []
+    [alert] = run.feed(sign_in(later(5), PARIS))
+    assert "nor used" not in alert.explanation

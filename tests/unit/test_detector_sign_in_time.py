@@ -136,8 +136,9 @@ def test_office_worker_signing_in_at_3am_alerts_and_explains() -> None:
     assert probability.observed < probability.baseline == DEFAULT.max_probability
     assert finding.observations[1].observed == 3
     text = finding.explanation
-    assert "03:12 on Tue 2026-02-03 (Europe/Berlin)" in text
-    assert "usual sign-in hours are 08:00-17:00" in text
+    assert "03:12 on Tue 2026-02-03 (Europe/Berlin, the actor's zone)" in text
+    assert "usual hours are 08:00-17:00" in text
+    assert "Confidence: high" in text
     assert f"{probability.observed:.2%}" in text
     assert "alert threshold of 1.00%" in text
     # A sign-in in office hours the next day is quiet.
@@ -153,16 +154,88 @@ def test_night_shift_worker_with_usual_nights_is_quiet() -> None:
     assert profiles.feed([sign_in(t, "usr_nina") for t in nights]) == []
     # Before dawn is odd for her and for the tenant.
     [(_, finding)] = profiles.feed([sign_in(at(later + timedelta(days=1), 5, 30), "usr_nina")])
-    assert "usual sign-in hours are 21:00-02:00" in finding.explanation
+    assert "usual hours are 21:00-02:00" in finding.explanation
 
 
-def test_quiet_until_min_history() -> None:
+def test_quiet_until_min_evidence_then_low_confidence() -> None:
     history = office_worker("usr_ann", MONDAY, 14)
     odd = sign_in(at(date(2026, 2, 3), 3))
     short = Profiles()
-    assert short.feed([*history[: DEFAULT.min_history - 1], odd]) == []
+    office_tenant(short)
+    assert short.feed([*history[: DEFAULT.min_evidence - 1], odd]) == []
     enough = Profiles()
-    assert len(enough.feed([*history[: DEFAULT.min_history], odd])) == 1
+    office_tenant(enough)
+    [(_, finding)] = enough.feed([*history[: DEFAULT.min_evidence], odd])
+    assert finding.severity is Severity.LOW
+    assert finding.extra["confidence"] == "low"
+    assert "Confidence: low" in finding.explanation
+    full = Profiles()
+    office_tenant(full)
+    [(_, finding)] = full.feed([*history[: DEFAULT.min_history], odd])
+    assert finding.extra["confidence"] == "high"
+    assert finding.severity is Severity.MEDIUM
+
+
+def test_a_new_actor_who_signs_in_once_a_day_is_protected_in_the_first_week() -> None:
+    """One sign-in a day, work all day: the days of activity count, with the tenant prior."""
+    profiles = Profiles()
+    office_tenant(profiles)
+    week: list[AuditEvent] = []
+    for day in days(date(2026, 2, 2), 3):
+        week.append(sign_in(at(day, 8, 40), "usr_new"))
+        week += [work(at(day, hour, 5), "usr_new") for hour in range(9, 17)]
+    assert profiles.feed(week) == []
+    [(_, finding)] = profiles.feed([sign_in(at(date(2026, 2, 5), 2, 50), "usr_new")])
+    assert finding.extra["confidence"] in ("low", "medium")
+    assert "3 active days" in finding.explanation or "active days" in finding.explanation
+    # Their usual hour the same day is not odd.
+    assert profiles.feed([sign_in(at(date(2026, 2, 6), 8, 45), "usr_new")]) == []
+
+
+def placed(local: datetime, zone: str, where: dict[str, Any], actor: str = "usr_kai") -> AuditEvent:
+    """A sign-in without the actor's zone (as real logs come), from a located place."""
+    return AuditEvent(
+        occurred_at=local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC),
+        tenant_id="acme",
+        actor={"id": actor},
+        action="sign_in",
+        resource={"type": "session", "id": "sess"},
+        location=where,
+    )
+
+
+TOKYO = {"country": "JP", "city": "Tokyo", "latitude": 35.68, "longitude": 139.69}
+
+
+def test_the_zone_of_a_remote_actor_is_inferred_from_their_sign_in_places() -> None:
+    """A Tokyo employee of a Berlin tenant, whose events carry no zone: 09:00 Tokyo is
+    01:00 in Berlin. Scored on the tenant's clock, every morning would alert."""
+    profiles = Profiles()
+    office_tenant(profiles)
+    mornings = [
+        placed(at(day, 9, 10 + i % 40), "Asia/Tokyo", TOKYO)
+        for i, day in enumerate(days(MONDAY, 28))
+    ]
+    assert profiles.feed(mornings) == []
+    assert profiles.state("usr_kai")["z"] == {"Asia/Tokyo": 20.0}  # weekdays
+    # 03:00 in Tokyo is odd for them, and explained on their clock.
+    [(_, finding)] = profiles.feed([placed(at(date(2026, 2, 3), 3, 0), "Asia/Tokyo", TOKYO)])
+    assert "03:00 on Tue 2026-02-03 (Asia/Tokyo, inferred from their sign-in places)" in (
+        finding.explanation
+    )
+
+
+def test_a_traveller_at_a_usual_hour_where_they_are_is_quiet() -> None:
+    profiles = Profiles()
+    office_tenant(profiles)
+    berlin = {"country": "DE", "city": "Berlin", "latitude": 52.52, "longitude": 13.40}
+    home = [placed(at(day, 8, 30), BERLIN, berlin) for day in days(MONDAY, 28)]
+    assert profiles.feed(home) == []
+    # In Tokyo: 09:00 there is 01:00 in Berlin: odd at home, usual where they are.
+    assert profiles.feed([placed(at(date(2026, 2, 3), 9, 0), "Asia/Tokyo", TOKYO)]) == []
+    # 03:00 in Tokyo (19:00 in Berlin) is odd there; 19:00 at home is odd too.
+    [(_, finding)] = profiles.feed([placed(at(date(2026, 2, 4), 3, 0), "Asia/Tokyo", TOKYO)])
+    assert "(Europe/Berlin, inferred from their sign-in places)" in finding.explanation
 
 
 def test_failed_sign_ins_are_not_learned() -> None:
@@ -250,7 +323,7 @@ def test_prior_weight_shrinks_as_history_grows() -> None:
     assert profiles.feed(ann) == []
     # With 400 sign-ins of her own, the tenant's early starts no longer excuse hers.
     [(_, finding)] = profiles.feed([sign_in(at(date(2026, 6, 1), 6, 10))])
-    weight = int(finding.explanation.split("tenant prior weight ")[1].split("%")[0])
+    weight = int(finding.explanation.split("prior carries ")[1].split("%")[0])
     assert 0 < weight <= 5
 
 
@@ -330,13 +403,13 @@ def test_engine_alert_and_repeat_suppression() -> None:
         "usr_ann",
     )
     assert (alert.mitre_technique, alert.mitre_name) == ("T1078", "Valid Accounts")
-    assert "03:00 on Tue 2026-02-03 (Europe/Berlin)" in alert.explanation
+    assert "03:00 on Tue 2026-02-03 (Europe/Berlin, the tenant's zone)" in alert.explanation
     # Past the suppression time, another odd sign-in alerts again.
     assert len(h.feed([sign_in(at(night, 4, 30), actor_zone=None)])) == 1
 
 
-def test_engine_per_tenant_min_history() -> None:
-    h = Harness({"tenants": {"eager": {"off_hours_sign_in": {"min_history": 5}}}})
+def test_engine_per_tenant_min_evidence() -> None:
+    h = Harness({"tenants": {"acme": {"off_hours_sign_in": {"min_evidence": 10}}}})
     for tenant in ("acme", "eager"):
         for i in range(3):  # a tenant prior that knows office hours
             h.feed(office_worker(f"usr_{i}", MONDAY, 28, seed=i, tenant=tenant))
