@@ -106,10 +106,12 @@ def env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Env]:
     topics.delete_topics_with(kafka_bootstrap, environment.run, environment.security)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The one chDB engine this test process may open (chDB allows one per process, and one
-    data directory): tests share it, each in a database of its own."""
+    data directory at a time): a module's tests share it, each in a database of its own. Per
+    module, not per session: while it is open, no later test in this process can open a
+    store of its own (``EmbeddedServer already initialized with path ...``)."""
     path = Path(tmp_path_factory.mktemp("chdb"))
     client = store.connect(ClickHouseSettings(dsn=f"chdb://{path}", database="sessiontest"))
     yield client
