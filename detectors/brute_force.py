@@ -19,9 +19,9 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from auditstream.detectors.base import Detector, DetectorSettings, Finding, Scope
 from auditstream.detectors.timeutil import from_millis, millis
@@ -38,6 +38,23 @@ def is_failed_sign_in(event: AuditEvent) -> bool:
 
 def is_sign_in(event: AuditEvent) -> bool:
     return event.action is Action.SIGN_IN and event.outcome is Outcome.SUCCESS
+
+
+def _networks(value: list[str]) -> list[str]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a network like '10.0.0.0/8'") from None
+    return value
+
+
+AllowedNetworks = Annotated[
+    list[str],
+    AfterValidator(_networks),
+    Field(description="CIDRs whose users share an address (office NAT, SSO proxy): never alert"),
+]
+"""The ``allowed_networks`` setting of the rules about failed sign-ins from one address."""
 
 
 class BruteForceSettings(DetectorSettings):
@@ -154,20 +171,7 @@ class SprayingSettings(DetectorSettings):
         description="Distinct actors with failed sign-ins from one IP within the window",
     )
     window_minutes: float = Field(default=30.0, gt=0)
-    allowed_networks: list[str] = Field(
-        default_factory=list,
-        description="CIDRs whose users share an address (office NAT, SSO proxy): never alert",
-    )
-
-    @field_validator("allowed_networks")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network like '10.0.0.0/8'") from None
-        return value
+    allowed_networks: AllowedNetworks = Field(default_factory=list)
 
 
 class PasswordSpraying(Detector[SprayingSettings]):

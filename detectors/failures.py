@@ -31,10 +31,15 @@ import bisect
 import uuid
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from auditstream.detectors.base import Detector, DetectorSettings, Finding, Scope
-from auditstream.detectors.brute_force import _allowed, is_failed_sign_in, is_sign_in
+from auditstream.detectors.brute_force import (
+    AllowedNetworks,
+    _allowed,
+    is_failed_sign_in,
+    is_sign_in,
+)
 from auditstream.detectors.timeutil import from_millis, millis
 from auditstream.schemas.actions import Action
 from auditstream.schemas.alert import MAX_EVIDENCE, Observation, Severity
@@ -54,22 +59,7 @@ class FailureSettings(DetectorSettings):
     min_hours: int = Field(
         default=1, ge=1, le=24, description="Distinct clock hours the failures must span"
     )
-    allowed_networks: list[str] = Field(
-        default_factory=list,
-        description="CIDRs whose users share an address (office NAT, SSO proxy): never alert",
-    )
-
-    @field_validator("allowed_networks")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network like '10.0.0.0/8'") from None
-        return value
+    allowed_networks: AllowedNetworks = Field(default_factory=list)
 
 
 class SourceBurstSettings(FailureSettings):

@@ -163,6 +163,31 @@ def partition_of(tenant_id: str, actor_id: str, partitions: int) -> int:
     return (int(murmur2(partition_key(tenant_id, actor_id))) & 0x7FFFFFFF) % partitions
 
 
+class InProcess:
+    """The worker's detection in this process: per-subject state for each scope, tenant-wide
+    state per partition of the normalized topic, as the worker keeps them (for backtests and
+    the in-process eval)."""
+
+    def __init__(self, engine: DetectionEngine, partitions: int = 6) -> None:
+        self._engine = engine
+        self._partitions = partitions
+        self._states: dict[tuple[Scope, str, str], dict[str, Any]] = {}
+        self._shared: dict[tuple[Scope, str, int], dict[str, Any]] = {}
+
+    def process(self, event: AuditEvent) -> Iterator[Alert]:
+        engine = self._engine
+        part = partition_of(event.tenant_id, event.actor.id, self._partitions)
+        for scope in Scope:
+            if not engine.has(scope) or not engine.wants(event, scope):
+                continue
+            subject = event.actor.id if scope is Scope.ACTOR else event.ip
+            if subject is None:
+                continue
+            state = self._states.setdefault((scope, event.tenant_id, subject), {})
+            shared = self._shared.setdefault((scope, event.tenant_id, part), {})
+            yield from engine.process(event, state, scope, shared)
+
+
 @dataclass
 class Backtest:
     events: int = 0
@@ -178,26 +203,14 @@ def run(
 ) -> Backtest:
     """The alerts ``engine`` raises over ``events`` (in their order); only ``rules`` if given.
     Repeats of one incident (the same alert id re-sent as it grew) are kept once, the last."""
-    states: dict[tuple[Scope, str, str], dict[str, Any]] = {}
-    tenants: dict[tuple[Scope, str, int], dict[str, Any]] = {}
+    detection = InProcess(engine, partitions)
     latest: dict[uuid.UUID, Alert] = {}
     out = Backtest()
     for event in events:
         out.events += 1
-        part = (
-            int(murmur2(partition_key(event.tenant_id, event.actor.id))) & 0x7FFFFFFF
-        ) % partitions
-        for scope in Scope:
-            if not engine.has(scope) or not engine.wants(event, scope):
-                continue
-            subject = event.actor.id if scope is Scope.ACTOR else event.ip
-            if subject is None:
-                continue
-            state = states.setdefault((scope, event.tenant_id, subject), {})
-            shared = tenants.setdefault((scope, event.tenant_id, part), {})
-            for alert in engine.process(event, state, scope, shared):
-                if not rules or alert.rule in rules:
-                    latest[alert.alert_id] = alert
+        for alert in detection.process(event):
+            if not rules or alert.rule in rules:
+                latest[alert.alert_id] = alert
     out.alerts = sorted(latest.values(), key=lambda a: (a.window_start, a.rule))
     for alert in out.alerts:
         out.by_rule[alert.rule] = out.by_rule.get(alert.rule, 0) + 1

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
-from auditstream.detectors.base import Scope
 from auditstream.detectors.engine import DetectionEngine
-from auditstream.detectors.replay import partition_of
+from auditstream.detectors.replay import InProcess
 from auditstream.schemas.event import AuditEvent
 from auditstream.simulation.events import SimEvent
 from auditstream.simulation.metrics import SeenAlert
@@ -28,24 +26,13 @@ def detect(
     on_event: Callable[[SimEvent, int], None] | None = None,
 ) -> list[SeenAlert]:
     """Every alert the engine raises over ``events`` (in their order)."""
-    states: dict[tuple[Scope, str, str], dict[str, Any]] = {}
-    tenant_states: dict[tuple[Scope, str, int], dict[str, Any]] = {}
+    detection = InProcess(engine, partitions)
     out: list[SeenAlert] = []
     for sim in events:
         emitted = time.time_ns() // 1_000_000
         if on_event is not None:
             on_event(sim, emitted)
-        event = AuditEvent.model_validate(sim.fields)
-        part = partition_of(event.tenant_id, event.actor.id, partitions)
-        for scope in Scope:
-            if not engine.has(scope) or not engine.wants(event, scope):
-                continue
-            subject = event.actor.id if scope is Scope.ACTOR else event.ip
-            if subject is None:
-                continue
-            state = states.setdefault((scope, event.tenant_id, subject), {})
-            shared = tenant_states.setdefault((scope, event.tenant_id, part), {})
-            for alert in engine.process(event, state, scope, shared):
-                doc = alert.model_dump(mode="json")
-                out.append(SeenAlert.from_alert(doc, time.time_ns() // 1_000_000))
+        for alert in detection.process(AuditEvent.model_validate(sim.fields)):
+            doc = alert.model_dump(mode="json")
+            out.append(SeenAlert.from_alert(doc, time.time_ns() // 1_000_000))
     return out
