@@ -44,6 +44,8 @@ from typing import Any
 from auditstream.schemas.values import check_identifier
 
 TOKENS_FILE = "api-tokens.json"
+SECRET_BYTES = 32
+"""The viewer tokens' signing key: exactly this long, or it is refused."""
 SECRET_FILE = "api-secret"  # noqa: S105 (a file name)
 PREFIX = "ast_"
 VIEWER_PREFIX = "asv_"
@@ -203,20 +205,31 @@ class TokenStore:
 
     # -- viewer tokens -----------------------------------------------------------------------
     def _secret(self, create: bool) -> bytes | None:
+        """The viewer tokens' signing key (32 random bytes, 0600). Written whole to a temp file
+        and linked into place, so no reader ever sees it half-written; a file of the wrong size
+        (empty, cut short) signs and accepts nothing."""
         path = self.path.with_name(SECRET_FILE)
         try:
-            return path.read_bytes()
+            secret = path.read_bytes()
         except FileNotFoundError:
             if not create:
                 return None
+        else:
+            return secret if len(secret) == SECRET_BYTES else None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-        return path.read_bytes()
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(SECRET_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process linked one first
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        secret = path.read_bytes()
+        return secret if len(secret) == SECRET_BYTES else None
 
     def mint_viewer(
         self, parent: TokenRecord, scopes: tuple[Scope, ...], ttl: timedelta,
@@ -236,7 +249,12 @@ class TokenStore:
             )
         expires = now + ttl
         secret = self._secret(create=True)
-        assert secret is not None
+        if secret is None:
+            raise TokenError(
+                f"the viewer-token key {self.path.with_name(SECRET_FILE)} is damaged (not "
+                f"{SECRET_BYTES} bytes): remove it to make a new one (viewer tokens minted "
+                "with it stop working)"
+            )
         payload = json.dumps(
             [1, parent.tenant, sorted(s.value for s in scopes),
              int(expires.timestamp() * 1000), parent.id],
@@ -253,20 +271,24 @@ class TokenStore:
         if secret is None or not body or not signature:
             return None
         mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
-        expected = base64.urlsafe_b64encode(mac).decode().rstrip("=")
-        if not hmac.compare_digest(expected, signature):
+        expected = base64.urlsafe_b64encode(mac)
+        if not hmac.compare_digest(expected.rstrip(b"="), signature.encode("utf-8", "replace")):
             return None
         try:
             version, tenant, scopes, expires_ms, parent_id = json.loads(
                 base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             )
-        except (ValueError, TypeError):
+            expires = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
+        except (ValueError, TypeError, OverflowError, OSError):
             return None
-        expires = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
         parent = self.records().get(str(parent_id))
         if version != 1 or expires <= now or parent is None or not parent.active(now):
             return None
-        if parent.tenant != tenant:
+        # What the signature covers is also what minting allows: never trust it further.
+        allowed = {Scope.READ.value, Scope.EXPORT.value} & set(parent.scopes)
+        if parent.tenant != tenant or expires > now + VIEWER_MAX:
+            return None
+        if not isinstance(scopes, list) or not scopes or not set(map(str, scopes)) <= allowed:
             return None
         return TokenRecord(
             id=f"viewer-{parent.id}", tenant=str(tenant), scopes=tuple(scopes),

@@ -74,3 +74,71 @@ def test_viewer_tokens_are_signed_short_lived_and_die_with_their_parent(tmp_path
         store.mint_viewer(reader, (Scope.EXPORT,), timedelta(minutes=5), now)
     store.revoke(parent.id)
     assert store.verify(viewer, now) is None  # its parent is revoked
+
+
+def _forge(secret: bytes, payload: list[object]) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from auditstream.api.tokens import VIEWER_PREFIX
+
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
+    return f"{VIEWER_PREFIX}{body}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def test_a_damaged_viewer_key_signs_and_accepts_nothing(tmp_path: Path) -> None:
+    """Review finding: an empty ``api-secret`` (a crash between create and write) let anyone
+    sign viewer tokens with HMAC(b"", ...) carrying any scopes and expiry."""
+    from auditstream.api.tokens import SECRET_FILE
+
+    store = TokenStore(tmp_path / "t.json")
+    now = datetime.now(UTC)
+    _, parent = store.create("acme", (Scope.READ, Scope.EXPORT), Role.ADMIN)
+    (tmp_path / SECRET_FILE).write_bytes(b"")
+    forged = _forge(
+        b"",
+        [1, "acme", ["admin", "audit_log:read"], int((now.timestamp() + 3600) * 1000), parent.id],
+    )
+    assert store.verify(forged, now) is None
+    with pytest.raises(TokenError, match="damaged"):
+        store.mint_viewer(parent, (Scope.READ,), timedelta(minutes=5), now)
+
+
+def test_a_viewer_token_never_holds_more_than_minting_allows(tmp_path: Path) -> None:
+    from auditstream.api.tokens import SECRET_FILE
+
+    store = TokenStore(tmp_path / "t.json")
+    now = datetime.now(UTC)
+    _, reader = store.create("acme", (Scope.READ,), Role.MEMBER)
+    store.mint_viewer(reader, (Scope.READ,), timedelta(minutes=5), now)  # makes the key
+    secret = (tmp_path / SECRET_FILE).read_bytes()
+    assert len(secret) == 32
+    soon = int((now.timestamp() + 600) * 1000)
+    # Signed with the real key (as a key leak or a bug elsewhere would allow), still refused:
+    assert (
+        store.verify(_forge(secret, [1, "acme", ["audit_log:export"], soon, reader.id]), now)
+        is None
+    )
+    assert store.verify(_forge(secret, [1, "acme", ["admin"], soon, reader.id]), now) is None
+    assert store.verify(_forge(secret, [1, "acme", [], soon, reader.id]), now) is None
+    far = int((now.timestamp() + 3 * 86400) * 1000)
+    assert (
+        store.verify(_forge(secret, [1, "acme", ["audit_log:read"], far, reader.id]), now) is None
+    )
+    huge = 10**18
+    assert (
+        store.verify(_forge(secret, [1, "acme", ["audit_log:read"], huge, reader.id]), now) is None
+    )
+    assert store.verify(_forge(secret, [1, "acme", ["audit_log:read"], soon, reader.id]), now)
+
+
+def test_a_non_ascii_signature_is_refused_not_an_error(tmp_path: Path) -> None:
+    from auditstream.api.tokens import VIEWER_PREFIX
+
+    store = TokenStore(tmp_path / "t.json")
+    _, parent = store.create("acme", (Scope.READ,), Role.MEMBER)
+    store.mint_viewer(parent, (Scope.READ,), timedelta(minutes=5))
+    assert store.verify(f"{VIEWER_PREFIX}abc.\u00e9\u00e9") is None
