@@ -372,6 +372,8 @@ def create_app(ctx: Context) -> FastAPI:
     ) -> models.Timeline:
         """Every change to one entity, oldest first, each with its before -> after values
         and whether a cascade made it. Default range: the longest one allowed."""
+        if not entity_type.strip() or not entity_id.strip():
+            raise q.BadRequest("an entity's type and id must not be blank")
         f = _filters(ctx, ctx.api.max_range_days, start, end, None, None, None, False,
                      [entity_type], entity_id, None, None, None, None)  # fmt: skip
         at = q.Cursor.decode(cursor) if cursor else None

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from auditstream.schemas.actions import MODIFYING_ACTIONS, expand_action
+from auditstream.schemas.limits import DATETIME_END
 from auditstream.sinks.tables import EVENTS_TABLE
 
 DEFAULT_PAGE = 20
@@ -122,6 +123,11 @@ class Query:
     parameters: dict[str, Any]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_MS = int(DATETIME_END.timestamp() * 1000)
+"""What the store's DateTime64 columns hold: times outside [EPOCH, DATETIME_END] are refused."""
+
+
 def to_ms(value: datetime) -> int:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
@@ -204,8 +210,14 @@ def build_filters(
     ``max_days``; actions and groups expanded to canonical actions."""
     end = end or now
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    start = start or (end - timedelta(days=default_days))
+    try:
+        start = start or (end - timedelta(days=default_days))
+    except OverflowError:
+        start = datetime.min.replace(tzinfo=UTC)
     start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    for name, value in (("from", start), ("to", end)):
+        if not EPOCH <= value <= DATETIME_END:
+            raise BadRequest(f"`{name}` must be between 1970-01-01 and {DATETIME_END:%Y-%m-%d}")
     if start >= end:
         raise BadRequest("`from` must be before `to`")
     if end - start > timedelta(days=max_days):
@@ -295,7 +307,7 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             version, occurred, event_id, sort, start, end, fingerprint = orjson.loads(raw)
-            if version != 1:
+            if version != 1 or not all(0 <= int(v) <= MAX_MS for v in (occurred, start, end)):
                 raise ValueError(version)
             return cls(int(occurred), str(uuid.UUID(str(event_id))), Sort(sort), int(start),
                        int(end), str(fingerprint))  # fmt: skip

@@ -67,3 +67,14 @@ def test_api_settings_from_the_environment(tmp_path: Path) -> None:
     assert api.cors_origins == ("https://a.example", "http://localhost:3000")
     with pytest.raises(ConfigError, match="not an origin"):
         Settings.from_env({**env, "AUDITSTREAM_API_CORS_ORIGINS": "*"})
+
+
+def test_a_blank_entity_id_is_refused_before_any_query(tmp_path: Path) -> None:
+    """Review finding: ``/v1/entities/task/%20/timeline`` dropped the id filter and listed every
+    task of the tenant."""
+    client, tokens = _client(tmp_path)
+    reader, _ = tokens.create("acme", (Scope.READ,), Role.MEMBER)
+    for path in ("/v1/entities/task/%20/timeline", "/v1/entities/%20/T-1/timeline"):
+        answer = client.get(path, headers={"Authorization": f"Bearer {reader}"})
+        assert answer.status_code == 400, answer.text
+        assert "blank" in answer.text

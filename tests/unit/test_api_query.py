@@ -132,3 +132,18 @@ def test_unique_drops_neighbouring_copies_only() -> None:
 
     ids = [r.event_id for r in q.unique([row("a"), row("a"), row("b"), row("a")])]
     assert ids == ["a", "b", "a"]
+
+
+def test_times_the_store_cannot_hold_are_a_bad_request_not_a_500() -> None:
+    """Review finding: ``to=0001-01-02`` raised OverflowError, a cursor with a start of 1e16 ms
+    ValueError: both were 500s with a traceback."""
+    with pytest.raises(q.BadRequest, match="between 1970-01-01"):
+        _filters(end=datetime(1, 1, 2, tzinfo=UTC))
+    with pytest.raises(q.BadRequest, match="between 1970-01-01"):
+        _filters(start=datetime(1960, 1, 1, tzinfo=UTC), end=datetime(1960, 1, 2, tzinfo=UTC))
+    f = _filters()
+    for start_ms in (10**16, -(10**15)):
+        cursor = q.Cursor(q.to_ms(NOW), "0190c0de-0000-7000-8000-000000000001", q.Sort.NEWEST,
+                          start_ms, q.to_ms(f.end), f.fingerprint())  # fmt: skip
+        with pytest.raises(q.BadRequest, match="cursor"):
+            q.Cursor.decode(cursor.encode())
