@@ -69,7 +69,13 @@ class Context:
             with self.sessions() as client:
                 return client.query(query.sql, parameters=query.parameters)
         except (QueryError, StoreUnavailable) as exc:
-            raise ApiError(503, "unavailable", str(exc)) from None
+            # The reason names hosts, paths or SQL: the operator's log has it, callers do not.
+            log.warning("a query failed: %s", exc)
+            raise ApiError(
+                503,
+                "unavailable",
+                "the store did not answer; try again shortly or narrow the date range",
+            ) from None
 
     def events(self, query: q.Query) -> list[q.EventRow]:
         return list(q.rows_of(self.run(query)))

@@ -138,13 +138,13 @@ class Jobs:
                 replace(current, status="done", rows_written=result.rows,
                         finished_at=datetime.now(UTC), sha256=result.sha256)
             )  # fmt: skip
-        except Exception as exc:
+        except Exception:
             log.exception("export %s failed", job.id)
             with self._lock:
                 current = self._jobs[job.id]
             self._set(
                 replace(current, status="failed", finished_at=datetime.now(UTC),
-                        error=str(exc).strip().split("\n")[0][:500])
+                        error="the export failed; the operator's log has the reason")
             )  # fmt: skip
 
     def close(self) -> None:

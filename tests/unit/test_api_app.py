@@ -78,3 +78,23 @@ def test_a_blank_entity_id_is_refused_before_any_query(tmp_path: Path) -> None:
         answer = client.get(path, headers={"Authorization": f"Bearer {reader}"})
         assert answer.status_code == 400, answer.text
         assert "blank" in answer.text
+
+
+def test_a_store_error_reaches_the_log_not_the_caller(tmp_path: Path) -> None:
+    """Review finding: the 503 body carried the store's error text (DSN host, store path)."""
+    from auditstream.sinks.store import StoreUnavailable
+
+    @contextlib.contextmanager
+    def down() -> Iterator[Any]:
+        raise StoreUnavailable("cannot open ClickHouse at http://***@db-7.internal:8123: refused")
+        yield
+
+    tokens = TokenStore(tmp_path / "t.json")
+    ctx = Context(api=ApiSettings(), database="auditstream", sessions=down,
+                  tokens=tokens, jobs=Jobs(tmp_path / "exports"))  # fmt: skip
+    client = TestClient(create_app(ctx))
+    reader, _ = tokens.create("acme", (Scope.READ,), Role.MEMBER)
+    answer = client.get("/v1/events", headers={"Authorization": f"Bearer {reader}"})
+    assert answer.status_code == 503
+    assert "db-7" not in answer.text
+    assert "try again" in answer.json()["error"]["message"]

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from auditstream.api.exports import Format
 from auditstream.api.jobs import Job, Jobs
 from auditstream.api.query import EventRow
@@ -38,15 +40,18 @@ def test_a_job_belongs_to_its_tenant_and_finishes(tmp_path: Path) -> None:
     assert done.sha256 is not None
 
 
-def test_a_failed_job_says_why(tmp_path: Path) -> None:
+def test_a_failed_job_says_so_and_its_reason_goes_to_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     jobs = Jobs(tmp_path)
 
     def rows() -> Iterator[EventRow]:
-        raise RuntimeError("the store went away\nsecond line")
+        raise RuntimeError("the store at db-7.internal went away\nsecond line")
 
     done = _wait(jobs, jobs.start("acme", Format.JSONL, 5, rows))
     assert done.status == "failed"
-    assert done.error == "the store went away"
+    assert done.error == "the export failed; the operator's log has the reason"
+    assert "db-7.internal" in caplog.text
 
 
 def test_old_files_are_removed(tmp_path: Path) -> None:
