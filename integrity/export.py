@@ -168,6 +168,22 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
                 )
             )
     report.findings.extend(bad)
+    # An export holds signed records only (``write_export``): a record beyond its chain's
+    # signed head, or in a chain no checkpoint signs, was added to the file. (In the store,
+    # such records are "pending" until the next checkpoint; in an export they can't be.)
+    for chain in report.chains:
+        if chain.pending:
+            _, partition, day = chain.key
+            report.findings.append(
+                Finding(
+                    "inserted",
+                    tenant,
+                    f"{chain.pending} record(s) beyond the chain's signed head: an export "
+                    "holds signed records only",
+                    int(partition),
+                    str(day),
+                )
+            )
     signed_chains = {
         (int(h["partition"]), str(h["day"]))
         for d in iter_type(docs, "heads")

@@ -404,6 +404,31 @@ def test_an_export_with_a_forged_key_fails(tmp_path: Path) -> None:
     assert all(f.kind in ("checkpoint", "inserted", "deleted") for f in findings)
 
 
+def test_records_forged_beyond_a_signed_head_or_in_an_unsigned_chain_fail_an_export(
+    tmp_path: Path,
+) -> None:
+    """Review finding H1: whoever can edit the file could append records after a chain's
+    signed head, or a whole chain no checkpoint signs, with hashes they computed themselves;
+    they verified as "pending". An export holds signed records only, so they are insertions."""
+    lines, public = exported(tmp_path)
+    records = [orjson.loads(x) for x in lines if b'"type":"record"' in x]
+    last = max((r for r in records if r["kafka_partition"] == records[0]["kafka_partition"]),
+               key=lambda r: r["chain_seq"])  # fmt: skip
+
+    def forged(base: dict[str, Any], **changes: Any) -> bytes:
+        r = {k: v for k, v in {**base, **changes}.items() if k != "type"}
+        r["record_hash"] = record_hash(r)
+        return orjson.dumps({"type": "record", **r}) + b"\n"
+
+    tail = forged(last, event_id=str(uuid.uuid4()), actor_id="attacker",
+                  chain_seq=last["chain_seq"] + 1, chain_prev=last["record_hash"])  # fmt: skip
+    ghost = forged(last, event_id=str(uuid.uuid4()), actor_id="ghost", kafka_partition=9,
+                   chain_seq=1, chain_prev=GENESIS)  # fmt: skip
+    for extra in (tail, ghost):
+        findings = verify_export([*lines, extra], public).all_findings()
+        assert [f.kind for f in findings] == ["inserted"], findings
+
+
 # -- the writer links only what it stores ---------------------------------------------------
 def writer_with_chain(bad: Any) -> tuple[Any, Any, Chainer]:
     from auditstream.sinks.tables import EVENTS
