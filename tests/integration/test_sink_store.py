@@ -131,6 +131,30 @@ def test_skip_from_another_raw_position_is_a_repeat_redelivery_is_not(
     assert [tuple(r) for r in raw] == [(2, 10)]
 
 
+def test_a_resend_with_another_occurred_at_is_a_repeat_not_a_second_row(
+    embedded: Any, database: str
+) -> None:
+    """Identity is (tenant, event_id), whatever the copy says about its time: a producer
+    re-sending an id with another ``occurred_at`` (a clock fixed, a retry re-stamped) days
+    later, beyond the normalizer's repeat window, is recorded as a repeat and not stored
+    again, whether the copy says later or earlier."""
+    writer = BatchWriter(embedded, database, EVENTS, raw_topic="t.audit.events.raw")
+    event_id = uuid.uuid4()
+    first_time = NOW - timedelta(days=3)
+
+    def row(occurred_at: datetime, raw_offset: int, offset: int) -> tuple[Any, ...]:
+        value = event_bytes("acme", event_id, occurred_at)
+        return to_row(value, 0, offset, with_source(value, 1, raw_offset))
+
+    assert writer.write(batch_of([row(first_time, 5, 0)])).inserted == 1
+    later = writer.write(batch_of([row(NOW, 6, 1)], first_offset=1))
+    earlier = writer.write(batch_of([row(first_time - timedelta(days=40), 7, 2)], first_offset=2))
+    assert (later.inserted, later.repeats) == (0, 1)
+    assert (earlier.inserted, earlier.repeats) == (0, 1)
+    assert stored(embedded, database) == [("acme", str(event_id))]
+    assert [r[2] for r in repeats(embedded, database)] == [6, 7]
+
+
 def test_a_batch_over_150_monthly_partitions_is_stored(embedded: Any, database: str) -> None:
     """ClickHouse refuses one INSERT touching > 100 partitions; the writer splits."""
     start = datetime(2017, 2, 15, tzinfo=UTC)  # inside the 10 years kept
