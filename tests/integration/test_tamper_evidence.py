@@ -221,6 +221,69 @@ def test_a_chain_survives_a_crash_a_restart_and_a_replayed_batch(tenv: Env) -> N
     assert "acme: 1 chains, 12 records, 12 verified: OK" in out
 
 
+FORGER = """
+import sys, uuid
+from auditstream.config import ClickHouseSettings
+from auditstream.integrity.verify import SELECT_LIST, as_record
+from auditstream.schemas.record import record_hash
+from auditstream.sinks import store
+dsn, db, tenant, forged_id = sys.argv[1:]
+client = store.open_admin(ClickHouseSettings(dsn=dsn))
+table = f"`{db}`.`audit_events`"
+head = client.query(
+    f"SELECT {SELECT_LIST} FROM {table} WHERE tenant_id = '{tenant}' "
+    "ORDER BY chain_seq DESC LIMIT 1"
+).result_rows[0]
+record = as_record(head)
+forged = {**record, "event_id": forged_id, "chain_seq": record["chain_seq"] + 1,
+          "chain_prev": record["record_hash"]}
+digest = record_hash(forged)
+client.command(
+    f"INSERT INTO {table} SELECT * REPLACE ('{forged_id}' AS event_id, "
+    f"{forged['chain_seq']} AS chain_seq, '{record['record_hash']}' AS chain_prev, "
+    f"'{digest}' AS record_hash, now64(3) AS stored_at) FROM (SELECT * FROM {table} "
+    f"WHERE tenant_id = '{tenant}' AND chain_seq = {record['chain_seq']}) "
+    "SETTINGS insert_deduplicate = 0"
+)
+print(record["chain_seq"] + 1)
+"""
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
+def test_the_sink_never_extends_a_head_someone_added_to_the_store(
+    tenv: Env, crash: bool
+) -> None:
+    """Review finding H2. Someone with write access to the store (not to the sink's home)
+    appends a row that links correctly to a chain's head, then the sink starts again: it
+    must not continue (and then sign) the chain from that row, whether it stopped cleanly
+    (its heads signed) or was killed (its heads only in its write-ahead journal)."""
+    first, later = make("acme", 5), make("acme", 3, first=5)
+    pipeline = tenv.pipeline()
+    try:
+        pipeline.start("sink")
+        pipeline.wait_sink_ready()
+        produce(tenv, first, 0)
+        wait_for(lambda: stored_count(tenv) >= 5, what="the first events")
+    finally:
+        pipeline.stop("sink", kill=crash)
+    forged_id = str(uuid.UUID(int=99))
+    forged = subprocess.run(
+        [sys.executable, "-c", FORGER, tenv.settings.clickhouse.dsn,
+         tenv.settings.clickhouse.database, "acme", forged_id],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert forged.stdout.strip() == "6"
+    run_sink_until(tenv, 9, (later, 5))
+    rows = tenv.sql("SELECT chain_seq, toString(event_id) FROM audit_events ORDER BY chain_seq")
+    ours = [int(seq) for seq, event in rows if event in {str(e.event_id) for e in later}]
+    assert ours == [6, 7, 8], rows  # continued from the sink's own head, not the forged row
+    log = tenv.pipeline().log_path("sink").read_text()
+    assert "is not one this sink wrote" in log
+    code, out = cli(tenv, "verify", "--no-alert")
+    assert code == 1, out
+    assert forged_id in out, out
+
+
 def test_retention_is_not_tampering_and_exports_verify_offline(tenv: Env, tmp_path: Path) -> None:
     old = make("acme", 3, when=TODAY - timedelta(days=20))
     recent, other = make("acme", 4, first=10), make("globex", 2)
