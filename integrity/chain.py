@@ -15,7 +15,10 @@ loop's writer thread and is driven by ``BatchWriter``:
   all the same: the next batch reads the heads from the store);
 * a head not known yet (a restart, a partition newly assigned, a failure) is read from the
   store, so a restarted sink continues its chains instead of forking them, and a replayed
-  batch, whose rows are skipped as stored, adds nothing.
+  batch, whose rows are skipped as stored, adds nothing. In the sink that read goes through
+  ``integrity/trust.py``, which adopts only heads the sink can vouch for;
+* with a ``journal``, ``link`` writes the heads the rows will reach to it *before* they are
+  inserted (the sink's write-ahead ``intents.jsonl``), and ``signed`` compacts it.
 
 ``changed()`` hands the checkpointer (``integrity/checkpoints.py``) the heads that moved since
 it last asked.
@@ -27,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from auditstream.schemas.record import FIELD_NAMES, GENESIS, chain_day, record_hash
 
@@ -56,9 +59,16 @@ HeadReader = Callable[[set[ChainKey]], dict[ChainKey, Head]]
 """Reads the stored heads of these chains (chains with no rows are left out)."""
 
 
+class Journal(Protocol):
+    def append(self, heads: dict[ChainKey, Head]) -> None: ...
+
+    def compact(self, signed: dict[ChainKey, Head]) -> None: ...
+
+
 class Chainer:
-    def __init__(self, read_heads: HeadReader) -> None:
+    def __init__(self, read_heads: HeadReader, journal: Journal | None = None) -> None:
         self._read = read_heads
+        self._journal = journal
         self._heads: dict[ChainKey, Head] = {}
         self._lock = threading.Lock()
         self._changed: dict[ChainKey, Head] = {}
@@ -85,6 +95,8 @@ class Chainer:
             digest = record_hash(linked)
             out.append((*linked, digest, *row[_HASH + 1 :]))
             heads[key] = Head(seq, digest)
+        if self._journal is not None:  # ahead of the INSERT: what a restart may vouch for
+            self._journal.append({k: heads[k] for k in dict.fromkeys(keys)})
         return out
 
     def advance(self, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -113,6 +125,11 @@ class Chainer:
         with self._lock:
             out, self._changed = self._changed, {}
         return out
+
+    def signed(self, heads: dict[ChainKey, Head]) -> None:
+        """A checkpoint signed these heads (the checkpointer's thread)."""
+        if self._journal is not None:
+            self._journal.compact(heads)
 
     def restore_changed(self, heads: dict[ChainKey, Head]) -> None:
         """A checkpoint could not be written: offer these heads again next time."""

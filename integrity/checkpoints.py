@@ -232,6 +232,10 @@ class Checkpointer:
             self._chainer.restore_changed(changed)
             log.warning("checkpoint not written (retrying at the next one): %s", exc)
             return 0
+        try:
+            self._chainer.signed(changed)
+        except OSError as exc:  # the journal keeps entries it no longer needs: harmless
+            log.warning("the sink's head journal was not compacted: %s", exc)
         self.written += 1
         return len(changed)
 

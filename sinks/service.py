@@ -20,7 +20,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -29,7 +28,7 @@ from confluent_kafka import Consumer, Producer
 from auditstream.config import ClickHouseSettings, Settings
 from auditstream.infra.ratelog import LibraryLogFilter, RateLimitedLog
 from auditstream.integrity.audit import ScheduledVerification
-from auditstream.integrity.chain import Chainer, store_heads
+from auditstream.integrity.chain import Chainer, ChainKey, Head, store_heads
 from auditstream.integrity.checkpoints import (
     Checkpointer,
     CheckpointLog,
@@ -37,10 +36,11 @@ from auditstream.integrity.checkpoints import (
     heads_checkpoints,
     iter_type,
     kafka_publisher,
-    last_signed_at,
+    now_text,
     unsigned_heads,
 )
 from auditstream.integrity.keys import KeyStore
+from auditstream.integrity.trust import HeadJournal, TrustedHeads, store_rows_at
 from auditstream.sinks import query_server, store, tables
 from auditstream.sinks.consumer import (
     RowBuilder,
@@ -132,7 +132,9 @@ def connect_waiting(
     return None
 
 
-def _loop(settings: Settings, client: Any, loop: LoopSpec) -> SinkLoop:
+def _loop(
+    settings: Settings, client: Any, loop: LoopSpec, journal: HeadJournal | None = None
+) -> SinkLoop:
     ch = settings.clickhouse
     bootstrap = settings.kafka.bootstrap_servers
     security = settings.kafka.security.librdkafka()
@@ -140,7 +142,19 @@ def _loop(settings: Settings, client: Any, loop: LoopSpec) -> SinkLoop:
     if loop.retention:
         spec = loop.spec
         horizon = Horizon(lambda: read_ttl_days(client, ch.database, spec.name, spec.time_column))
-    chain = Chainer(store_heads(client, ch.database)) if loop.spec == EVENTS else None
+    chain = None
+    if loop.spec == EVENTS:
+        journal = journal or HeadJournal.at_home(
+            settings.home, CheckpointLog.at_home(settings.home).read()
+        )
+        heads = TrustedHeads(
+            store_heads(client, ch.database),
+            store_rows_at(client, ch.database),
+            journal,
+            adopt_unknown=not ch.embedded,  # on a server, another sink may have written it
+            report=lambda key, stored, used: report_untrusted(settings, key, stored, used),
+        )
+        chain = Chainer(heads, journal)
     return SinkLoop(
         consumer=Consumer(
             {**consumer_config(bootstrap, loop.group, security), "error_cb": _kafka_error},
@@ -193,8 +207,9 @@ def build(
         record_initial_retention(settings, first)
     except Exception as exc:  # verify then reports what TTL deletes; the sink still runs
         log.warning("the initial retention checkpoint was not written: %s", exc)
+    journal = HeadJournal.at_home(settings.home, CheckpointLog.at_home(settings.home).read())
     try:
-        sign_recovered_heads(settings, first)
+        sign_recovered_heads(settings, first, journal)
     except Exception as exc:  # those records stay "not yet checkpointed" until chains grow
         log.warning("heads stored after the last checkpoint not signed: %s", exc)
     loops: list[SinkLoop] = []
@@ -202,7 +217,7 @@ def build(
         client = first if not loops else connect_waiting(factory, ch, stopping)
         if client is None:
             return [], None
-        loops.append(_loop(settings, client, loop))
+        loops.append(_loop(settings, client, loop, journal))
     server = query_server.serve(ch)  # analysts' sessions of its own, never a writer's
     return loops, server
 
@@ -216,33 +231,57 @@ def recorder(settings: Settings) -> Recorder:
     )
 
 
-def sign_recovered_heads(settings: Settings, client: Any) -> int:
-    """At start: heads a killed sink stored after its last checkpoint are signed now (as the
-    store has them; marked ``recovered``), so an idle chain does not stay unsigned. Only rows
-    stored since shortly before the last checkpoint are looked at."""
-    log_file = CheckpointLog.at_home(settings.home)
-    docs = log_file.read()
-    since = last_signed_at(docs)
-    if since is None:
+def sign_recovered_heads(settings: Settings, client: Any, journal: HeadJournal) -> int:
+    """At start: heads a killed sink stored after its last checkpoint are signed now (marked
+    ``recovered``), so an idle chain does not stay unsigned. Only heads in its write-ahead
+    journal count, and only as the store still has them (same position, same hash): a row
+    someone added to the store is never among them."""
+    pending = journal.pending()
+    if not pending:
         return 0
-    at = datetime.fromisoformat(since.replace("Z", "+00:00")) - timedelta(minutes=10)
-    rows = client.query(
-        "SELECT tenant_id, kafka_partition, toString(toDate(occurred_at, 'UTC')), "
-        "max(chain_seq), argMax(record_hash, chain_seq) "
-        f"FROM `{settings.clickhouse.database}`.`{EVENTS.name}` "
-        "WHERE chain_seq > 0 AND stored_at >= fromUnixTimestamp64Milli({at:Int64}, 'UTC') "
-        "GROUP BY 1, 2, 3",
-        parameters={"at": int(at.timestamp() * 1000)},
-    ).result_rows
-    heads = unsigned_heads(
-        docs, ((str(t), int(p), str(d), int(n), str(h)) for t, p, d, n, h in rows)
+    found = store_rows_at(client, settings.clickhouse.database)(
+        {key: set(known) for key, known in pending.items()}
     )
+    stored: dict[ChainKey, Head] = {}
+    for key, known in pending.items():
+        have = found.get(key, {})
+        good = [seq for seq, digest in known.items() if digest in have.get(seq, set())]
+        if good:
+            stored[key] = Head(max(good), known[max(good)])
+    docs = CheckpointLog.at_home(settings.home).read()
+    heads = unsigned_heads(docs, ((k[0], k[1], k[2], h.seq, h.hash) for k, h in stored.items()))
     if heads:
         recorder(settings).record(heads_checkpoints(heads, recovered=True))
+        journal.compact(heads)
         log.warning(
             "signed %d chain heads a previous sink stored after its last checkpoint", len(heads)
         )
     return len(heads)
+
+
+def report_untrusted(settings: Settings, key: ChainKey, stored: Head, used: Head | None) -> None:
+    """A chain's head in the store is not one this sink wrote: say so, signed and in the log.
+    The sink goes on from ``used`` (None: from the start); ``verify`` names the rows."""
+    tenant, partition, day = key
+    log.error(
+        "chain %s/%d/%s: the store's head (position %d) is not one this sink wrote; "
+        "continuing from %s. Run `auditstream verify --tenant %s`",
+        tenant, partition, day, stored.seq,
+        f"position {used.seq}" if used else "the start", tenant,
+    )  # fmt: skip
+    doc = {
+        "type": "untrusted_head",
+        "at": now_text(),
+        "tenant": tenant,
+        "partition": partition,
+        "day": day,
+        "stored": {"seq": stored.seq, "hash": stored.hash},
+        "continued_from": None if used is None else {"seq": used.seq, "hash": used.hash},
+    }
+    try:
+        recorder(settings).record([doc])
+    except Exception as exc:  # the log line above stands; verify still finds the rows
+        log.warning("the untrusted-head checkpoint was not written: %s", exc)
 
 
 def record_initial_retention(settings: Settings, client: Any) -> None:
