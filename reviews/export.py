@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
 from auditstream.reviews.controls import Mapping
-from auditstream.reviews.report import Report
+from auditstream.reviews.report import Finding, Report
 
 FONTS = Path(__file__).parent / "fonts"
 
@@ -38,6 +39,17 @@ def to_csv(report: Report, m: Mapping) -> str:
         for f in s.findings:
             writer.writerow([_csv_cell(v) for v in m.row(f, s.title)])
     return out.getvalue()
+
+
+PDF_IDS = 3
+"""Event ids a PDF row shows (a table row must fit a page); CSV and JSON hold them all."""
+
+
+def _short(f: Finding) -> Finding:
+    more = len(f.event_ids) - PDF_IDS
+    if more <= 0:
+        return f
+    return replace(f, event_ids=(*f.event_ids[:PDF_IDS], f"(+{more} more)"))
 
 
 def _period(report: Report) -> str:
@@ -121,5 +133,5 @@ def to_pdf(report: Report, m: Mapping) -> bytes:
         with pdf.table(text_align="LEFT", line_height=4) as t:
             t.row([h for h, _ in m.columns])
             for f in s.findings:
-                t.row(m.row(f, s.title))
+                t.row(m.row(_short(f), s.title))
     return bytes(pdf.output())

@@ -202,7 +202,7 @@ class ReportBuilder:
     def mass_deletions_exports(self) -> Section:
         bursts = self.read(
             f"SELECT actor_id, toStartOfHour(occurred_at) AS hour, count() AS n, "
-            f"groupArray(10)(toString(event_id)), toUnixTimestamp64Milli(min(occurred_at)) "
+            f"groupArray(100)(toString(event_id)), toUnixTimestamp64Milli(min(occurred_at)) "
             f"FROM {self.events} WHERE {_PERIOD} AND action = 'delete' "
             "GROUP BY actor_id, hour HAVING n >= {threshold:UInt32} ORDER BY hour, actor_id",
             {**self.params, "threshold": MASS_THRESHOLD},
@@ -250,15 +250,15 @@ class ReportBuilder:
                 _iso(_at(ms)),
                 str(actor or ""),
                 str(rule),
-                str(subject),
+                f"alert {alert_id}",
                 "raised",
                 "",
                 "",
-                f"{severity}: {title}",
+                f"{severity}: {title} (about {subject})",
                 "",
                 tuple(ids or ()),
             )
-            for _id, ms, actor, rule, severity, subject, title, ids in rows
+            for alert_id, ms, actor, rule, severity, subject, title, ids in rows
         ]
         return self._section("alerts", out)
 
