@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +292,14 @@ def sign_off_command(
 @reviews.command("list")
 @click.option("--tenant")
 @click.option("--no-alert", is_flag=True, help="Do not raise review_overdue alerts.")
-def list_command(tenant: str | None, no_alert: bool) -> None:
+@click.option(
+    "--grace-days",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Days after a period ends before its review is overdue.",
+)
+def list_command(tenant: str | None, no_alert: bool, grace_days: float) -> None:
     """Each schedule, its last sign-off and whether the last period's review is overdue
     (an overdue review raises a low-severity review_overdue alert)."""
     from auditstream.cli.main import _settings
@@ -305,7 +312,8 @@ def list_command(tenant: str | None, no_alert: bool) -> None:
     db = settings.clickhouse.database
     try:
         with _reader(settings) as (read, _):
-            states = [sched.status(s, sched.signoffs(read, db, s.tenant), now)
+            grace = timedelta(days=grace_days)
+            states = [sched.status(s, sched.signoffs(read, db, s.tenant), now, grace)
                       for s in sched.load(read, db, tenant)]  # fmt: skip
     except _errors() as exc:
         _fail(str(exc))

@@ -180,7 +180,9 @@ class Status:
     overdue: bool
 
 
-def status(schedule: Schedule, done: Sequence[SignOff], now: datetime) -> Status:
+def status(
+    schedule: Schedule, done: Sequence[SignOff], now: datetime, grace: timedelta = GRACE
+) -> Status:
     """Whether the review of the last complete period is signed off, and if not, overdue."""
     start, end = last_complete(schedule.every, now)
     covered = any(s.period_to and _parse(s.period_to) >= end for s in done)
@@ -190,7 +192,7 @@ def status(schedule: Schedule, done: Sequence[SignOff], now: datetime) -> Status
         start,
         end,
         done[0] if done else None,
-        overdue=due and not covered and now >= end + GRACE,
+        overdue=due and not covered and now >= end + grace,
     )
 
 

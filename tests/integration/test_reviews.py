@@ -271,6 +271,18 @@ def cli(env: Env, *args: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+OVERDUE = """
+import sys
+from datetime import UTC, datetime, timedelta
+from auditstream.config import ClickHouseSettings
+from auditstream.reviews import schedule as sched
+from auditstream.sinks import store
+client = store.open_admin(ClickHouseSettings(dsn=sys.argv[1], database=sys.argv[2]))
+set_at = datetime.now(UTC) - timedelta(days=60)
+sched.save(client, sys.argv[2], sched.Schedule("initech", sched.Every.MONTH, "ivan", set_at=set_at))
+"""
+
+
 def test_the_sign_off_verifies_and_the_pdf_carries_the_cover_facts(
     world: World, tmp_path: Path
 ) -> None:
@@ -283,6 +295,17 @@ def test_the_sign_off_verifies_and_the_pdf_carries_the_cover_facts(
     code, out = cli(env, "reviews", "list", "--no-alert")
     assert "alice" in out, out
     assert "never" not in out, out
+    # a schedule set long ago and never signed off: overdue, a low-severity alert
+    ch = env.settings.clickhouse
+    subprocess.run([sys.executable, "-c", OVERDUE, ch.dsn, ch.database], check=True, timeout=120)
+    code, out = cli(env, "reviews", "list", "--tenant", "initech", "--grace-days", "0")
+    assert code == 1, out
+    assert "OVERDUE" in out, out
+    alerts = [orjson.loads(m.value()) for m in env.read_topic(env.settings.topics.alerts, 2)]
+    overdue = [a for a in alerts if a["rule"] == "review_overdue"]
+    assert [(a["tenant_id"], a["severity"], a["subject"]) for a in overdue] == [
+        ("initech", "low", "ivan")
+    ]
     span = ["--tenant", "acme", "--from", LO.isoformat(), "--to", HI.isoformat()]
     report_json = tmp_path / "report.json"
     code, out = cli(env, "reviews", "run", *span, "--format", "json", "--out", str(report_json))
