@@ -147,3 +147,52 @@ def test_the_pdf_opens_and_its_cover_carries_the_facts(tmp_path: Path) -> None:
             assert im.width > im.height  # landscape A4
             extrema = im.convert("L").getextrema()
             assert extrema[0] < 100 < extrema[1]  # ink on paper, not a blank page
+
+
+class _Session:
+    """Records each statement; answers every one with a single row of zeros or nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def query(self, sql: str, parameters: dict[str, object]) -> object:
+        self.calls.append((sql, parameters))
+        rows = [[0]] if "system.tables" in sql else []
+        return type("R", (), {"result_rows": rows})()
+
+
+def test_the_reviews_api_checks_scopes_first_and_scopes_every_query_to_the_token(
+    tmp_path: Path,
+) -> None:
+    import contextlib
+    import warnings
+
+    from auditstream.api.app import Context, create_app
+    from auditstream.api.jobs import Jobs
+    from auditstream.api.tokens import Role, Scope, TokenStore
+    from auditstream.config import ApiSettings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    session = _Session()
+    tokens = TokenStore(tmp_path / "t.json")
+    ctx = Context(api=ApiSettings(), database="db",
+                  sessions=lambda: contextlib.nullcontext(session),
+                  tokens=tokens, jobs=Jobs(tmp_path / "exports"))  # fmt: skip
+    client = TestClient(create_app(ctx))
+    member, _ = tokens.create("acme", (Scope.READ,), Role.MEMBER)
+    auth = {"Authorization": f"Bearer {member}"}
+    put = client.put("/v1/reviews/schedule", json={"every": "week", "owner": "a"}, headers=auth)
+    assert put.json()["error"]["missing_permission"] == "admin"
+    body = {"by": "a", "note": "n", "from": "2026-01-01", "to": "2026-01-08"}
+    assert client.post("/v1/reviews/sign-off", json=body, headers=auth).status_code == 403
+    assert client.get("/v1/reviews/report/pdf", headers=auth).status_code == 403
+    assert session.calls == []
+    answer = client.get("/v1/reviews", headers=auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["schedule"] is None
+    assert session.calls
+    tenants = {p.get("tenant") for sql, p in session.calls if "audit_events" in sql}
+    assert tenants == {"acme"}
