@@ -247,7 +247,9 @@ def router(ctx: Context) -> APIRouter:
             raise BadRequest("this tenant has no review schedule")
         lo, hi = _utc(body.period_from), _utc(body.period_to)
         try:
-            event_id = record(settings, s, body.by, body.note, lo, hi, channel="api")
+            event_id = record(
+                settings, s, body.by, body.note, lo, hi, channel="api", via=f"token:{who.token.id}"
+            )
         except ReviewError as exc:
             raise BadRequest(str(exc)) from None
         return SignedOut(event_id=event_id, review_id=review_id(who.tenant, lo, hi))

@@ -280,7 +280,7 @@ def sign_off_command(
             raise ReviewError(f"{tenant} has no review schedule: `auditstream reviews schedule`")
         lo, hi = _period(found[0].every, _time(from_time), _time(to_time))
         digest = hashlib.sha256(report_file.read_bytes()).hexdigest() if report_file else ""
-        event_id = sign_off(settings, found[0], by, note, lo, hi, report_sha256=digest)
+        event_id = sign_off(settings, found[0], by, note, lo, hi, report_sha256=digest, via=_user())
     except _errors() as exc:
         _fail(str(exc))
     console.print(

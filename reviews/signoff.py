@@ -34,9 +34,12 @@ def sign_off(
     *,
     report_sha256: str = "",
     channel: str = "cli",
+    via: str = "",
     timeout: float = 15.0,
 ) -> str:
-    """Record the sign-off and wait for Kafka's acknowledgement; returns the event id."""
+    """Record the sign-off and wait for Kafka's acknowledgement; returns the event id.
+    ``via``: who actually recorded it (the API token's id, the OS user), kept beside
+    the owner's name."""
     from auditstream.producers import AuditProducer, ProducerConfig
 
     if by != schedule.owner:
@@ -72,6 +75,7 @@ def sign_off(
                 "every": schedule.every.value,
                 "note": note[:2000],
                 "report_sha256": report_sha256,
+                "recorded_via": via,
                 "command": COMMAND,
             },
         )

@@ -253,11 +253,14 @@ def test_the_owner_signs_off_on_the_reviews_page(world: World) -> None:
             page.fill("#signoff-note", "Reviewed <b>all</b> findings; role change approved.")
             page.click("#signoff-button")
             expect(page.locator("#signoff-status")).to_contain_text("recorded as audit event")
+            signed = wait_for(lambda: world.get("/v1/reviews").json()["signoffs"], timeout=90,
+                              what="the sign-off stored")  # fmt: skip
+            page.reload()
+            expect(page.locator("#signoffs")).to_contain_text("Reviewed <b>all</b> findings")
+            assert page.locator("#signoffs b").count() == 0  # data, never markup
             assert not errors, errors
         finally:
             browser.close()
-    signed = wait_for(lambda: world.get("/v1/reviews").json()["signoffs"], timeout=90,
-                      what="the sign-off stored")  # fmt: skip
     assert signed[0]["by"] == "alice"
     assert signed[0]["note"].startswith("Reviewed <b>all</b>")
 
