@@ -141,7 +141,7 @@ def _period(every: Any, lo: datetime | None, hi: datetime | None) -> tuple[datet
 
 
 @reviews.command("run")
-@click.option("--tenant", required=True)
+@click.option("--tenant", help="The tenant (required unless --due).")
 @click.option("--from", "from_time", help="Start (ISO 8601, UTC); default: the last period.")
 @click.option("--to", "to_time", help="End, exclusive (ISO 8601, UTC).")
 @click.option(
@@ -156,15 +156,24 @@ def _period(every: Any, lo: datetime | None, hi: datetime | None) -> tuple[datet
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @click.option(
+    "--due",
+    is_flag=True,
+    help="On schedule (e.g. from cron): every schedule's last complete period not yet signed "
+    "off, as PDF, CSV and JSON in --out-dir.",
+)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
     "--no-completeness", is_flag=True, help="Skip reconcile and verify (the report says so)."
 )
 def run_command(
-    tenant: str,
+    tenant: str | None,
     from_time: str | None,
     to_time: str | None,
     fmt: str,
     mapping: str,
     out: Path | None,
+    due: bool,
+    out_dir: Path | None,
     no_completeness: bool,
 ) -> None:
     """The review report for a period: counts, each checklist section, completeness."""
@@ -176,24 +185,51 @@ def run_command(
 
     settings = _settings()
     db = settings.clickhouse.database
-    if fmt == "pdf" and out is None:
+    if due and out_dir is None:
+        _fail("--due needs --out-dir DIR")
+    if not due and tenant is None:
+        _fail("name the tenant (--tenant), or use --due")
+    if fmt == "pdf" and out is None and not due:
         _fail("a PDF needs --out FILE")
+    m = get_mapping(mapping)
+    now = datetime.now(UTC)
+
+    def one(read: Any, run_sql: Any, t: str, s: Any, lo: datetime, hi: datetime) -> Any:
+        with err.status(f"{escape(t)}: checking completeness (reconcile, verify)..."):
+            done = (
+                Completeness("not run (--no-completeness)")
+                if no_completeness
+                else evidence.completeness(settings, run_sql, t, lo, hi)
+            )
+        return build(
+            read, db, t, lo, hi, done,
+            checks=s.checks if s else (), key_fingerprint=evidence.key_fingerprint(settings),
+        )  # fmt: skip
+
     try:
         with _reader(settings) as (read, run_sql):
+            if due:
+                assert out_dir is not None
+                out_dir.mkdir(parents=True, exist_ok=True)
+                for sch in sched.load(read, db, tenant):
+                    st = sched.status(sch, sched.signoffs(read, db, sch.tenant), now, timedelta(0))
+                    if not st.overdue:  # with no grace: owed and not signed off
+                        continue
+                    r = one(read, run_sql, sch.tenant, sch, st.due_from, st.due_to)
+                    stem = f"review-{sch.tenant}-{st.due_from:%Y%m%d}-{st.due_to:%Y%m%d}"
+                    (out_dir / f"{stem}.json").write_bytes(export.to_json(r))
+                    (out_dir / f"{stem}.csv").write_text(export.to_csv(r, m))
+                    (out_dir / f"{stem}.pdf").write_bytes(export.to_pdf(r, m))
+                    console.print(
+                        f"{escape(sch.tenant)}: {escape(str(out_dir / stem))}.pdf|csv|json, "
+                        f"{len(r.findings())} findings"
+                    )
+                return
+            assert tenant is not None
             found = sched.load(read, db, tenant)
             s = found[0] if found else None
             lo, hi = _period(s.every if s else None, _time(from_time), _time(to_time))
-            with err.status("checking completeness (reconcile, verify)..."):
-                done = (
-                    Completeness("not run (--no-completeness)")
-                    if no_completeness
-                    else evidence.completeness(settings, run_sql, tenant, lo, hi)
-                )
-            report = build(
-                read, db, tenant, lo, hi, done,
-                checks=s.checks if s else (), key_fingerprint=evidence.key_fingerprint(settings),
-            )  # fmt: skip
-        m = get_mapping(mapping)
+            report = one(read, run_sql, tenant, s, lo, hi)
     except _errors() as exc:
         _fail(str(exc))
     if fmt == "table":

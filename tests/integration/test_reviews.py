@@ -309,6 +309,12 @@ def test_the_sign_off_verifies_and_the_pdf_carries_the_cover_facts(
     assert [(a["tenant_id"], a["severity"], a["subject"]) for a in overdue] == [
         ("initech", "low", "ivan")
     ]
+    due = tmp_path / "due"
+    code, out = cli(env, "reviews", "run", "--due", "--out-dir", str(due), "--no-completeness")
+    assert code == 0, out
+    names = sorted(p.name for p in due.iterdir())
+    assert [n.rsplit(".", 1)[1] for n in names] == ["csv", "json", "pdf"], names
+    assert all(n.startswith("review-initech-") for n in names), names  # acme owes nothing yet
     span = ["--tenant", "acme", "--from", LO.isoformat(), "--to", HI.isoformat()]
     report_json = tmp_path / "report.json"
     code, out = cli(env, "reviews", "run", *span, "--format", "json", "--out", str(report_json))
