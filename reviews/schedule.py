@@ -185,7 +185,12 @@ def status(
 ) -> Status:
     """Whether the review of the last complete period is signed off, and if not, overdue."""
     start, end = last_complete(schedule.every, now)
-    covered = any(s.period_to and _parse(s.period_to) >= end for s in done)
+    covered = any(
+        s.period_from
+        and s.period_to
+        and _parse(s.period_from) <= start <= end <= _parse(s.period_to)
+        for s in done
+    )  # a sign-off of a span that holds the whole period
     due = schedule.set_at < end  # a schedule set after the period ended owes it nothing
     return Status(
         schedule,

@@ -58,6 +58,10 @@ def test_a_review_is_overdue_after_the_grace_unless_signed_off() -> None:
     assert late.due_to == end
     done = SignOff("e1", "alice", end, "2026-05-04T00:00:00.000Z", "2026-05-11T00:00:00.000Z", "")
     assert not status(s, [done], end + GRACE).overdue
+    partial = SignOff(
+        "e2", "alice", end, "2026-05-05T00:00:00.000Z", "2026-05-12T00:00:00.000Z", ""
+    )
+    assert status(s, [partial], end + GRACE).overdue  # does not hold the whole period
     fresh = Schedule("acme", Every.WEEK, "alice", set_at=end + timedelta(hours=1))
     assert not status(fresh, [], end + GRACE).overdue  # set after the period: nothing owed
     alert = overdue_alert(late, end + GRACE)
