@@ -43,6 +43,8 @@ BERLIN = "Europe/Berlin"
 ALICE = {"id": "alice", "type": "member", "timezone": BERLIN}
 BOB = {"id": "bob", "type": "member", "timezone": BERLIN}
 CHECK = "Invoice deletions=action:delete;type:invoice"
+SHOTS = os.environ.get("AUDITSTREAM_SCREENSHOTS")
+"""A directory for the docs' screenshot of the Reviews page (as in test_viewer.py)."""
 
 
 def day(n: int, hour: int, minute: int = 0) -> datetime:
@@ -257,6 +259,10 @@ def test_the_owner_signs_off_on_the_reviews_page(world: World) -> None:
                               what="the sign-off stored")  # fmt: skip
             page.reload()
             expect(page.locator("#signoffs")).to_contain_text("Reviewed <b>all</b> findings")
+            expect(page.locator("#review-report")).to_be_visible(timeout=120_000)
+            if SHOTS:
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(SHOTS) / "reviews.png"), full_page=False)
             assert page.locator("#signoffs b").count() == 0  # data, never markup
             assert not errors, errors
         finally:

@@ -11,7 +11,15 @@ function findingItem(f) {
     timeCell(f.occurred_at), ' ',
     f.actor_id ? h('a', {href: `#/actors/${encodeURIComponent(f.actor_id)}`}, f.actor_id) : null, ' ',
     h('span', {class: 'mono'}, f.action), ' ', f.resource, ' · ', h('span', {class: 'finding-detail'}, f.detail), ' ',
-    (f.event_ids || []).map((id) => h('a', {class: 'mono', href: `#/events/${encodeURIComponent(id)}`}, 'event')));
+    eventLinks(f.event_ids || []));
+}
+
+const LINKS = 5; // events linked per finding; the rest counted
+
+function eventLinks(ids) {
+  const links = ids.slice(0, LINKS).map((id, i) =>
+    [' ', h('a', {class: 'mono', href: `#/events/${encodeURIComponent(id)}`, title: id}, ids.length > 1 ? `event ${i + 1}` : 'event')]);
+  return [links, ids.length > LINKS ? h('span', {class: 'muted'}, ` and ${ids.length - LINKS} more`) : null];
 }
 
 function reportView(r) {
