@@ -287,7 +287,8 @@ class ReportBuilder:
     def scope_changes(self) -> Section:
         rows = list(
             self.read(
-                f"SELECT {_COLUMNS} FROM {self.events} WHERE tenant_id = {{system:String}} "
+                f"SELECT {_COLUMNS} FROM {self.events} "
+                "WHERE tenant_id IN ({tenant:String}, {system:String}) "
                 "AND occurred_at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
                 "AND occurred_at < fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
                 "AND resource_type IN ('retention_policy', 'recording_scope') "
@@ -296,7 +297,8 @@ class ReportBuilder:
             )
         )
         return self._section(
-            "scope_changes", [_finding("scope_changes", r, "store-wide change") for r in rows]
+            "scope_changes",
+            [_finding("scope_changes", r, "retention or recording scope change") for r in rows],
         )
 
     def custom(self, check: Check) -> Section:

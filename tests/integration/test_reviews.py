@@ -118,6 +118,11 @@ def _seed(audit: AuditProducer, w: World) -> int:
     for i in range(2):  # two invoice deletions: the tenant's own check, not a mass deletion
         ev(f"custom:{CHECK.split('=')[0]}", occurred_at=day(6, 11, i), actor=ALICE,
            action="delete", resource={"type": "invoice", "id": f"INV-{10 + i}"})  # fmt: skip
+    # a store-wide retention change, as `auditstream retention set` records it
+    ev("scope_changes", tenant_id="_system", occurred_at=day(2, 15),
+       actor={"id": "os:ops", "type": "system"}, action="update",
+       resource={"type": "retention_policy", "id": "audit_events"},
+       changes=[{"field": "retention_days", "old": 365, "new": 180}])  # fmt: skip
     # another tenant's findings must not show
     ev(None, tenant_id="globex", occurred_at=day(4, 11), actor={"id": "gus"}, action="delete",
        resource={"type": "invoice", "id": "G-1"}, outcome="failure")  # fmt: skip
@@ -171,6 +176,9 @@ def world(_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
             timeout=120,
             what=f"{expected} events stored",
         )
+        # every tenant's events (globex's must be stored for their absence to mean anything)
+        wait_for(lambda: env.scalar("SELECT count() FROM audit_events") == expected + 3,
+                 what="every event stored")  # fmt: skip
         wait_for(lambda: env.scalar("SELECT count() FROM security_alerts") == 1, what="alert")
         r = httpx.put(f"{url}/v1/reviews/schedule", timeout=30,
                       headers={"Authorization": f"Bearer {admin}"},
