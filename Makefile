@@ -19,6 +19,11 @@ setup: $(VENV)/.installed
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed (not root or no apt-get): the viewer's browser tests will be skipped"
+	@# poppler-utils: pdftotext / pdftoppm open the review reports' PDFs in their tests (Debian package, root only)
+	@command -v pdftoppm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q poppler-utils >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q poppler-utils >/dev/null 2>&1; }; }; } || \
+	  echo "poppler-utils not installed (not root or no apt-get): the review tests' PDF checks will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

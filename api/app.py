@@ -532,6 +532,9 @@ def create_app(ctx: Context) -> FastAPI:
             headers={"X-Content-SHA256": job.sha256 or ""},
         )  # fmt: skip
 
+    from auditstream.api.reviews import router as reviews_router
+
+    app.include_router(reviews_router(ctx))  # /v1/reviews (docs/reviews.md)
     from auditstream.viewer import mount as mount_viewer
 
     mount_viewer(app, ctx, needs(Scope.READ))  # the web viewer at /ui/, and its /v1/alerts

@@ -78,9 +78,9 @@ class ApiServer:
                 f"the API cannot listen on {host}:{port}: {exc.strerror}; set "
                 "AUDITSTREAM_API_PORT to a free port"
             ) from None
-        config = uvicorn.Config(
-            create_app(self._ctx), log_level="warning", lifespan="off", access_log=False
-        )
+        app = create_app(self._ctx)
+        app.state.settings = settings  # what /v1/reviews needs beyond the context
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="api", daemon=True

@@ -271,6 +271,10 @@ from auditstream.cli.retention import retention  # noqa: E402
 
 cli.add_command(retention)
 
+from auditstream.cli.reviews import reviews  # noqa: E402
+
+cli.add_command(reviews)
+
 from auditstream.cli.evaluate import evaluate  # noqa: E402
 from auditstream.cli.simulate import simulate  # noqa: E402
 

@@ -351,3 +351,33 @@ def ensure_accounting(
         stored = current_retention_days(client, database, spec)
         if stored is not None and stored < days:
             client.command(_retention_ddl(spec, database, days))
+
+
+# -- audit reviews (reviews/) ---------------------------------------------------------------
+REVIEW_SCHEDULES_TABLE = "review_schedules"
+REVIEW_SCHEDULE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant_id", "LowCardinality(String)"),
+    ("every", "LowCardinality(String)"),
+    ("owner", "String"),
+    ("checks", "String"),
+    ("set_by", "String"),
+    ("set_at", "DateTime64(3, 'UTC')"),
+)
+"""One schedule per tenant (the latest ``set_at`` wins): ``every`` week / month / quarter,
+``owner`` the actor id who signs reviews off, ``checks`` the tenant's own checklist
+additions as JSON (``reviews/checklist.py``). No TTL: a schedule outlives any retention."""
+
+
+def review_schedules_ddl(database: str) -> str:
+    lines = [f"    `{name}` {ch_type}" for name, ch_type in REVIEW_SCHEDULE_COLUMNS]
+    body = ",\n".join(lines)
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`{REVIEW_SCHEDULES_TABLE}` (\n{body}\n)\n"
+        "ENGINE = ReplacingMergeTree(set_at)\nORDER BY (tenant_id)"
+    )
+
+
+def ensure_reviews(client: Any, database: str) -> None:
+    """``review_schedules`` (created by the first ``auditstream reviews schedule``)."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    client.command(review_schedules_ddl(database))

@@ -19,6 +19,9 @@ export const PATHS = {
   exportJob: (id) => `/v1/exports/${encodeURIComponent(id)}`,
   alerts: '/v1/alerts',
   alertSummary: '/v1/alerts/summary',
+  reviews: '/v1/reviews',
+  reviewReport: '/v1/reviews/report',
+  reviewSignOff: '/v1/reviews/sign-off', // POST
 };
 
 export class ApiError extends Error {

@@ -7,6 +7,7 @@ import {renderTimeline} from './timeline.js';
 import {renderActor} from './actor.js';
 import {renderDashboard} from './dashboard.js';
 import {renderAlerts} from './alerts.js';
+import {renderReviews} from './reviews.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^\/actors\/([^/]+)$/, (m) => renderActor(main, ctx, decodeURIComponent(m[1]))],
   [/^\/dashboard$/, (m, params) => renderDashboard(main, ctx, params)],
   [/^\/alerts$/, (m, params) => renderAlerts(main, ctx, params)],
+  [/^\/reviews$/, (m, params) => renderReviews(main, ctx, params)],
 ];
 
 function parseHash() {
