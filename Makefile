@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run demo test unit integration lint typecheck bench clean
+.PHONY: setup run demo test unit integration lint typecheck bench lock clean
+
 
 setup: $(VENV)/.installed
 	$(BIN)/auditstream kafka fetch
@@ -20,10 +21,11 @@ setup: $(VENV)/.installed
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed (not root or no apt-get): the viewer's browser tests will be skipped"
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every dependency (and theirs) for reproducible installs: `make lock`.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
 run: setup
@@ -52,6 +54,12 @@ typecheck: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/auditstream bench producer
+
+# Re-pin requirements.lock after a change to the dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .auditstream .mypy_cache .ruff_cache .pytest_cache *.egg-info
