@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup run demo test unit integration lint typecheck bench lock clean
 
+# The suite runs on this many pytest-xdist workers, a file per worker at a time; each worker
+# starts its own Kafka broker (tests/conftest.py). `make test PYTEST_WORKERS=0`: one process.
+PYTEST_WORKERS ?= 2
 
 setup: $(VENV)/.installed
 	$(BIN)/auditstream kafka fetch
@@ -35,13 +38,13 @@ demo: setup
 	$(BIN)/auditstream demo
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit
 
 integration: setup
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m integration -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed typecheck
 	$(BIN)/ruff check .
