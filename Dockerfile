@@ -21,16 +21,17 @@ RUN groupadd --system --gid 10001 auditstream \
 
 WORKDIR /build
 
-# Runtime dependencies first, read from pyproject.toml (the dev extra is not installed),
-# so a code change does not reinstall them: chdb and scikit-learn are large.
-COPY pyproject.toml ./
+# Runtime dependencies first, read from pyproject.toml (the dev extra is not installed) at the
+# versions requirements.lock pins, so a code change does not reinstall them: chdb and
+# scikit-learn are large.
+COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && pip install -r requirements.txt
+ && pip install -c requirements.lock -r requirements.txt
 
 # The repository root is the `auditstream` package ([tool.setuptools] package-dir), so the
 # whole build context (less .dockerignore) is the source. Installed, then the source goes.
 COPY . .
-RUN pip install . \
+RUN pip install -c requirements.lock . \
  && cd / && rm -rf /build
 
 USER auditstream

@@ -5,7 +5,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run demo test unit integration lint typecheck bench clean
+.PHONY: setup run demo test unit integration lint typecheck bench lock clean
+
+# The suite runs on this many pytest-xdist workers, a file per worker at a time; each worker
+# starts its own Kafka broker (tests/conftest.py). `make test PYTEST_WORKERS=0`: one process.
+PYTEST_WORKERS ?= 2
 
 setup: $(VENV)/.installed
 	$(BIN)/auditstream kafka fetch
@@ -25,10 +29,11 @@ setup: $(VENV)/.installed
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q poppler-utils >/dev/null 2>&1; }; }; } || \
 	  echo "poppler-utils not installed (not root or no apt-get): the review tests' PDF checks will be skipped"
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every dependency (and theirs) for reproducible installs: `make lock`.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
 run: setup
@@ -38,13 +43,13 @@ demo: setup
 	$(BIN)/auditstream demo
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit
 
 integration: setup
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m integration -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed typecheck
 	$(BIN)/ruff check .
@@ -57,6 +62,12 @@ typecheck: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/auditstream bench producer
+
+# Re-pin requirements.lock after a change to the dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .auditstream .mypy_cache .ruff_cache .pytest_cache *.egg-info

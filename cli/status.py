@@ -30,7 +30,8 @@ def _yes(value: bool | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
 def status_command(as_json: bool) -> None:
     """Processes and their health, consumer lag, events in / stored / dead-lettered in the
-    last minute and hour, dead letters by reason, store size and retention.
+    last minute and hour, dead letters by reason, store size and retention, the last signed
+    checkpoint of the local file.
 
     Exit code 0 when everything answers and every service is up, 1 otherwise.
     """
@@ -123,6 +124,14 @@ def status_command(as_json: bool) -> None:
                 [False, True, True, True],
             )
         )
+    console.print(
+        Text(
+            f"last checkpoint: {status.last_checkpoint} "
+            f"({status.checkpoints} in the local file; `auditstream verify` checks them)"
+            if status.last_checkpoint
+            else "last checkpoint: none yet (the sink signs one when chains move)"
+        )
+    )
     for error in status.errors:
         console.print(Text(error, style="red"))
     sys.exit(0 if status.healthy else 1)

@@ -71,6 +71,10 @@ class Status:
     """``{"minute": {"in": n, "stored": n, "dead_lettered": n}, "hour": {...}}``."""
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     tables: list[TableInfo] = field(default_factory=list)
+    last_checkpoint: str | None = None
+    """When the newest signed chain-heads checkpoint in the local file was made (UTC)."""
+    checkpoints: int = 0
+    """How many checkpoints the local file holds."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -241,11 +245,21 @@ def from_store(settings: Settings, status: Status) -> None:
         )
 
 
+def last_checkpoint(settings: Settings) -> tuple[str | None, int]:
+    """The newest signed heads checkpoint in the local file, and how many the file holds
+    (read only; ``auditstream verify`` checks them)."""
+    from auditstream.integrity.checkpoints import CheckpointLog, last_signed_at
+
+    docs = CheckpointLog.at_home(settings.home).read()
+    return last_signed_at(docs), len(docs)
+
+
 def gather(settings: Settings) -> Status:
     from auditstream.sinks.service import where
 
     status = Status(kafka=settings.kafka.bootstrap_servers, store=where(settings.clickhouse))
     status.supervisor, status.processes = processes(settings)
+    status.last_checkpoint, status.checkpoints = last_checkpoint(settings)
     try:
         status.lag = lag(settings)
         status.flow = flow_from_kafka(settings)

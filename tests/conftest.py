@@ -2,7 +2,9 @@
 
 Unit tests run without Kafka or ClickHouse. A test that asks for the broker must be marked
 ``integration``; the broker is started once per session from the Maven Central jars (the
-same code as ``auditstream kafka up``) on free loopback ports, and stopped at the end.
+same code as ``auditstream kafka up``) on free loopback ports, and stopped at the end. Under
+pytest-xdist (``make test``) each worker is a session of its own, with its own broker, ports
+and temporary directories; tests already use topic names, groups and homes of their own.
 With KAFKA_BOOTSTRAP_SERVERS set, that cluster is used instead and nothing is started.
 """
 
