@@ -159,7 +159,7 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
                     )
                 if actor_table is not None:
                     found.extend(detect(actor_table, event, audit, Scope.ACTOR, changed))
-            changed.batch_done()
+            changed.batch_done(alerted=bool(found))
             await publish(found)
 
     async def detect_by_ip(stream: faust.StreamT[bytes]) -> None:
@@ -172,7 +172,7 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
                     stats.unreadable += 1
                     continue
                 found.extend(detect(ip_table, event, audit, Scope.IP, changed))
-            changed.batch_done()
+            changed.batch_done(alerted=bool(found))
             await publish(found)
 
     if actor_table is not None or ip_table is not None:
@@ -218,8 +218,12 @@ class WriteBack:
     def mark(self, table: Any, key: str, partition: int, value: dict[str, Any]) -> None:
         self.pending[(id(table), key)] = (table, partition, value)
 
-    def batch_done(self) -> None:
-        if self.per_batch:
+    def batch_done(self, alerted: bool = False) -> None:
+        """After a batch. One that raised alerts flushes before they are published: the
+        state that suppresses their repeats reaches the changelog first, so a crash before
+        the next commit does not send them again after the restart (alerts are rare; the
+        state of the other batches waits for the commit)."""
+        if self.per_batch or alerted:
             self.flush()
 
     def flush(self) -> None:

@@ -69,3 +69,10 @@ def test_without_a_commit_hook_it_writes_per_batch() -> None:
     changed.mark(table, "k", 0, changed.get(table, "k"))
     changed.batch_done()
     assert table.sent == [(0, "k", {})]
+
+
+def test_a_batch_that_raised_alerts_writes_its_state_before_they_are_published() -> None:
+    table, changed = FakeTable(), WriteBack()
+    changed.mark(table, "k", 0, changed.get(table, "k"))
+    changed.batch_done(alerted=True)
+    assert table.sent == [(0, "k", {})]
