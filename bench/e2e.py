@@ -699,4 +699,12 @@ def _ratios(
                 base["consume_raw"],
             )
         )
+        out.append(  # issue 14's target: at least 0.5x
+            Ratio(
+                "end to end, max sustained",
+                max(best),
+                "bare Faust agent, normalized",
+                base["faust_consume_normalized"],
+            )
+        )
     return out
