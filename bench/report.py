@@ -230,9 +230,9 @@ def framework_floor(baselines: Mapping[str, float]) -> str | None:
         return None
     return (
         f"Bare Faust agents, CPU per event: relay {relay:,.0f} µs, consume {consume:,.0f} µs; "
-        f"the worker reads every event twice and writes it once at least, so its framework "
-        f"floor is about {relay + consume:,.0f} µs/event (≤ {1e6 / (relay + consume):,.0f} "
-        "events/s a core) before normalizing, detecting or table changelogs"
+        "the Faust worker reads each normalized event once (the normalizer is its own "
+        f"confluent-kafka process), so its framework floor is about {consume:,.0f} µs/event "
+        f"(≤ {1e6 / consume:,.0f} events/s a core) before detecting, alerts or table changelogs"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -100,6 +101,10 @@ class App(faust.App):
     def __init__(self, id: str, *, settings: Settings, **options: Any) -> None:
         super().__init__(id, **options)
         self.settings = settings
+        self.before_commit: list[Callable[[], None]] = []
+        """Called (in order) at the start of every offset commit, before Faust computes the
+        offsets: write-back caches of table state flush here (``detect``), so no offset is
+        committed ahead of the state changes of the events before it."""
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

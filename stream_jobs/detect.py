@@ -7,8 +7,10 @@ source IP: the actor agent forwards those to a repartition topic keyed by IP. Al
 keyed by tenant; their ids are stable and repeats are suppressed in table state, so a restart
 does not re-send them.
 
-Per event the agents decode the normalized JSON without validating it again (``trusted``),
-and per batch they write each changed state key once (one changelog message per key).
+Per event the agents decode the normalized JSON without validating it again (``trusted``).
+State is written back once per commit interval, not per batch (``WriteBack``): each changed
+key's latest value goes to the changelog once, just before Faust commits the offsets of the
+events that changed it (``App.before_commit``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from auditstream.detectors.engine import DetectionEngine
 from auditstream.schemas.alert import Alert
 from auditstream.schemas.event import AuditEvent
 from auditstream.stream_jobs import trusted
-from auditstream.stream_jobs.faust_context import make_current
 
 log = logging.getLogger(__name__)
 
@@ -89,30 +90,21 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
             stats.by_rule[alert.rule] = stats.by_rule.get(alert.rule, 0) + 1
 
     def detect_one(
-        table: Any, event: Any, audit: AuditEvent, scope: Scope, changed: Changed
+        table: Any, event: Any, audit: AuditEvent, scope: Scope, changed: WriteBack
     ) -> list[Alert]:
         subject = audit.actor.id if scope is Scope.ACTOR else audit.ip
         if subject is None:
             return []
+        partition = event.message.partition
         key = state_key(audit.tenant_id, subject)
-        shared_key = tenant_key(audit.tenant_id, event.message.partition)
-        state = changed[key][1] if key in changed else table[key]
-        shared = changed[shared_key][1] if shared_key in changed else table[shared_key]
+        shared_key = tenant_key(audit.tenant_id, partition)
+        state = changed.get(table, key)
+        shared = changed.get(table, shared_key)
         try:
             return engine.process(audit, state, scope, shared)
-        finally:  # always written back (``write_back``): memory and changelog must agree
-            changed[key] = (event, state)
-            changed[shared_key] = (event, shared)
-
-    def write_back(table: Any, changed: Changed) -> None:
-        """One table write (one changelog message) per key changed in a batch.
-
-        Each is written as part of the last event that changed it, so it goes to that
-        event's changelog partition (a key's events all come from one partition).
-        """
-        for key, (event, value) in changed.items():
-            make_current(event)
-            table[key] = value
+        finally:  # always marked (``WriteBack``): memory and changelog must agree
+            changed.mark(table, key, partition, state)
+            changed.mark(table, shared_key, partition, shared)
 
     def state_table(scope: Scope) -> Any:
         return app.Table(
@@ -125,7 +117,7 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
         )
 
     def detect(
-        table: Any, event: Any, audit: AuditEvent, scope: Scope, changed: Changed
+        table: Any, event: Any, audit: AuditEvent, scope: Scope, changed: WriteBack
     ) -> list[Alert]:
         if not engine.wants(audit, scope):
             return []
@@ -137,6 +129,12 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
 
     actor_table = state_table(Scope.ACTOR) if engine.has(Scope.ACTOR) else None
     ip_table = state_table(Scope.IP) if engine.has(Scope.IP) else None
+    changed = WriteBack()
+    before_commit = getattr(app, "before_commit", None)
+    if before_commit is not None:
+        before_commit.append(changed.flush)
+    else:  # a plain faust.App (tests' probes): no commit hook, so write back per batch
+        changed.per_batch = True
 
     async def detect_normalized(stream: faust.StreamT[bytes]) -> None:
         """Actor-scoped detection, and regrouping by IP of what IP detectors look at.
@@ -148,7 +146,6 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
         batches = cast(faust.Stream[bytes], stream).take_events
         async for batch in batches(200, within=0.05):
             found: list[Alert] = []
-            changed: Changed = {}
             for event in batch:
                 stats.events += 1
                 audit = _decode(event.message.value or b"")
@@ -162,22 +159,20 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
                     )
                 if actor_table is not None:
                     found.extend(detect(actor_table, event, audit, Scope.ACTOR, changed))
-            if actor_table is not None:
-                write_back(actor_table, changed)
+            changed.batch_done(alerted=bool(found))
             await publish(found)
 
     async def detect_by_ip(stream: faust.StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events
         async for batch in batches(200, within=0.05):
             found: list[Alert] = []
-            changed: Changed = {}
             for event in batch:
                 audit = _decode(event.message.value or b"")
                 if audit is None:
                     stats.unreadable += 1
                     continue
                 found.extend(detect(ip_table, event, audit, Scope.IP, changed))
-            write_back(ip_table, changed)
+            changed.batch_done(alerted=bool(found))
             await publish(found)
 
     if actor_table is not None or ip_table is not None:
@@ -187,5 +182,52 @@ def register(app: faust.App, settings: Settings, engine: DetectionEngine) -> Det
     return stats
 
 
-Changed = dict[str, tuple[Any, dict[str, Any]]]
-"""State changed in a batch: key -> (last event that changed it, value)."""
+class WriteBack:
+    """Detector state changed since the last commit, written to the changelog at the next.
+
+    Values are dicts changed in place, so the table in memory is current all along; only
+    the changelog waits. ``flush`` sends each changed key's latest value once, to the
+    changelog partition of the events that changed it (a key's events all come from one
+    partition), and runs at the start of every offset commit (``App.before_commit``): the
+    messages are then in the producer's buffer, which Faust flushes before committing. So
+    a committed offset never runs ahead of the state its events made, and a key changed by
+    every event of a second is written once a second, not once per batch.
+
+    A new key (the table's default) is put in memory at once, without a changelog message,
+    so the next event reads the same dict. A value is kept here by reference until it is
+    flushed, so a revocation that drops a partition's keys from memory before its commit
+    still writes them.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[int, str], tuple[Any, int, dict[str, Any]]] = {}
+        self.per_batch = False
+        self.flushed_keys = 0
+        """Changelog messages written (for the benchmark and tests)."""
+
+    def get(self, table: Any, key: str) -> dict[str, Any]:
+        entry = self.pending.get((id(table), key))
+        if entry is not None:
+            return entry[2]
+        value: dict[str, Any] | None = table.data.get(key)
+        if value is None:
+            value = {}
+            table.data[key] = value
+        return value
+
+    def mark(self, table: Any, key: str, partition: int, value: dict[str, Any]) -> None:
+        self.pending[(id(table), key)] = (table, partition, value)
+
+    def batch_done(self, alerted: bool = False) -> None:
+        """After a batch. One that raised alerts flushes before they are published: the
+        state that suppresses their repeats reaches the changelog first, so a crash before
+        the next commit does not send them again after the restart (alerts are rare; the
+        state of the other batches waits for the commit)."""
+        if self.per_batch or alerted:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for (_, key), (table, partition, value) in pending.items():
+            table.send_changelog(partition, key, value)
+        self.flushed_keys += len(pending)

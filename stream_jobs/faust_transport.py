@@ -243,6 +243,13 @@ class PositionedConsumer(driver.Consumer):
         # is being delivered, not skipped: counting it as done could commit past it.
         await super()._add_gap(tp, offset_from, offset_to - 1)
 
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        # Write-back caches (``App.before_commit``) first: their changelog messages are then
+        # in the producer's buffer, which Faust flushes before it commits the offsets.
+        for flush in getattr(self.app, "before_commit", ()):
+            flush()
+        return bool(await super().force_commit(topics, start_new_transaction=start_new_transaction))
+
     def _new_offset(self, tp: TP) -> int | None:
         if tp in self.held or tp in self._need_floor:
             return None  # not positioned (or nothing fetched) in this generation

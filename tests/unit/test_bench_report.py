@@ -98,7 +98,7 @@ def test_no_sustained_step() -> None:
     assert orjson.loads(to_json(r))["max_sustained_rate"] is None
 
 
-def test_framework_floor_adds_the_bare_agents_costs_and_is_shown() -> None:
+def test_framework_floor_is_the_bare_consuming_agents_cost_and_is_shown() -> None:
     r = dataclasses.replace(
         result(),
         baselines={
@@ -110,10 +110,10 @@ def test_framework_floor_adds_the_bare_agents_costs_and_is_shown() -> None:
     line = framework_floor(r.baselines)
     assert line is not None
     assert "relay 110 µs, consume 60 µs" in line
-    assert "about 170 µs/event (≤ 5,882 events/s a core)" in line
+    assert "about 60 µs/event (≤ 16,667 events/s a core)" in line
     console = Console(record=True, width=400)
     render(console, r)
-    assert "about 170 µs/event" in console.export_text()
+    assert "about 60 µs/event" in console.export_text()
 
 
 def test_no_framework_floor_without_the_faust_baselines() -> None:
