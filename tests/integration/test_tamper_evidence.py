@@ -250,9 +250,7 @@ print(record["chain_seq"] + 1)
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
-def test_the_sink_never_extends_a_head_someone_added_to_the_store(
-    tenv: Env, crash: bool
-) -> None:
+def test_the_sink_never_extends_a_head_someone_added_to_the_store(tenv: Env, crash: bool) -> None:
     """Review finding H2. Someone with write access to the store (not to the sink's home)
     appends a row that links correctly to a chain's head, then the sink starts again: it
     must not continue (and then sign) the chain from that row, whether it stopped cleanly
