@@ -3,6 +3,7 @@ and the offline check an auditor runs with only the public key."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +14,43 @@ from rich.markup import escape
 
 from auditstream.cli.verify import EXIT_ERROR, EXIT_OK, EXIT_TAMPERED, parse_time
 from auditstream.config import ConfigError, Settings
+from auditstream.integrity.export import ExportSummary
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+
+
+def write_tenant_export(
+    settings: Settings, tenant: str, lo: datetime | None, hi: datetime | None, file: Path
+) -> ExportSummary:
+    """The tenant's events for the whole UTC days from ``lo`` to ``hi``, with their proof,
+    into ``file`` (0600). Raises the store's errors."""
+    from auditstream.integrity import audit
+    from auditstream.integrity.export import write_export
+    from auditstream.integrity.verify import read_records
+    from auditstream.sinks import query
+
+    start, end = audit.day_bounds(lo, hi, datetime.now(UTC))
+    docs, keys = audit.load_material(settings)
+    records = []
+    cursor = start
+    while cursor < end:
+        step = min(end, cursor + timedelta(days=audit.WINDOW_DAYS))
+        records.extend(
+            read_records(
+                lambda sql: query.run(settings.clickhouse, sql).rows,
+                settings.clickhouse.database,
+                tenant,
+                cursor,
+                step,
+                query.literal,
+            )
+        )
+        cursor = step
+    days = (start.strftime("%Y-%m-%d"), (end - timedelta(days=1)).strftime("%Y-%m-%d"))
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        return write_export(out, tenant, days, records, docs, keys)
 
 
 @click.command("export")
@@ -26,9 +61,6 @@ err = Console(stderr=True, highlight=False)
 def export_command(tenant: str, from_time: str, to_time: str, file: Path) -> None:
     """Write FILE: the tenant's events for whole UTC days (JSON Lines) with record hashes,
     chain links, the covering signed checkpoints and their key ids."""
-    from auditstream.integrity import audit
-    from auditstream.integrity.export import write_export
-    from auditstream.integrity.verify import read_records
     from auditstream.sinks import query
     from auditstream.sinks.store import StoreUnavailable
 
@@ -37,28 +69,10 @@ def export_command(tenant: str, from_time: str, to_time: str, file: Path) -> Non
     except ConfigError as exc:
         err.print("configuration error:", escape(str(exc)))
         sys.exit(EXIT_ERROR)
-    lo, hi = parse_time(from_time), parse_time(to_time)
-    start, end = audit.day_bounds(lo, hi, datetime.now(UTC))
     try:
-        docs, keys = audit.load_material(settings)
-        records = []
-        cursor = start
-        while cursor < end:
-            step = min(end, cursor + timedelta(days=audit.WINDOW_DAYS))
-            records.extend(
-                read_records(
-                    lambda sql: query.run(settings.clickhouse, sql).rows,
-                    settings.clickhouse.database,
-                    tenant,
-                    cursor,
-                    step,
-                    query.literal,
-                )
-            )
-            cursor = step
-        days = (start.strftime("%Y-%m-%d"), (end - timedelta(days=1)).strftime("%Y-%m-%d"))
-        with file.open("wb") as out:
-            summary = write_export(out, tenant, days, records, docs, keys)
+        summary = write_tenant_export(
+            settings, tenant, parse_time(from_time), parse_time(to_time), file
+        )
     except (query.QueryError, StoreUnavailable, OSError, ValueError) as exc:
         err.print("export failed:", escape(str(exc)))
         sys.exit(EXIT_ERROR)

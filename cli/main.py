@@ -275,6 +275,10 @@ from auditstream.cli.reviews import reviews  # noqa: E402
 
 cli.add_command(reviews)
 
+from auditstream.cli.archive import archive  # noqa: E402
+
+cli.add_command(archive)
+
 from auditstream.cli.evaluate import evaluate  # noqa: E402
 from auditstream.cli.simulate import simulate  # noqa: E402
 

@@ -20,11 +20,9 @@ import getpass
 import json
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
@@ -33,14 +31,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditstream.config import Settings
+from auditstream.producers.acknowledged import SYSTEM_TENANT
 from auditstream.sinks import query, store, tables
 from auditstream.sinks.query import literal
 from auditstream.sinks.tables import TableSpec
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-SYSTEM_TENANT = "_system"
 
 
 class RetentionError(RuntimeError):
@@ -108,19 +105,8 @@ def record(
     detail: str = "",
 ) -> str:
     """Send the audit record and wait for Kafka's acknowledgement; raise if it is not given."""
-    from auditstream.producers import AuditProducer, ProducerConfig
+    from auditstream.producers.acknowledged import NotAcknowledged, send_acknowledged
 
-    # A spool of its own, removed afterwards: a record Kafka did not take must not be
-    # replayed later by some other producer (it would record a change that never happened).
-    spool = tempfile.TemporaryDirectory(prefix="auditstream-retention-")
-    config = ProducerConfig(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        topic=settings.topics.raw,
-        client_id="auditstream-retention",
-        librdkafka=settings.kafka.security.librdkafka(),
-        block_timeout_seconds=timeout,
-        spool_dir=Path(spool.name),
-    )
     metadata: dict[str, Any] = {
         "rows_past_new_horizon": plan.total,
         "database": settings.clickhouse.database,
@@ -128,9 +114,11 @@ def record(
     }
     if detail:
         metadata["error"] = detail[:500]
-    audit = AuditProducer(config)
     try:
-        event_id = audit.emit(
+        event_id = send_acknowledged(
+            settings,
+            "auditstream-retention",
+            timeout,
             tenant_id=SYSTEM_TENANT,
             actor=_actor(),
             action="update",
@@ -140,16 +128,11 @@ def record(
             channel="cli",
             metadata=metadata,
         )
-        left = audit.flush(timeout)
-    finally:
-        left_at_close = audit.close(1.0)
-        spool.cleanup()
-    if left or left_at_close:
+    except NotAcknowledged as exc:
         raise RetentionError(
-            f"Kafka ({settings.kafka.bootstrap_servers}) did not acknowledge the audit record "
-            f"within {timeout:.0f}s: retention NOT changed (the change must be recorded first). "
+            f"{exc}: retention NOT changed (the change must be recorded first). "
             "Check the broker and try again."
-        )
+        ) from exc
     return event_id
 
 

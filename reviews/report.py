@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from auditstream.producers.acknowledged import SYSTEM_TENANT
 from auditstream.reviews.checklist import DEFAULT, MASS_THRESHOLD, ODD_HOURS, Check
 from auditstream.reviews.schedule import REVIEW_RESOURCE, Reader
 
-SYSTEM_TENANT = "_system"
 """Where store-wide changes (retention) are recorded (``cli/retention.py``)."""
 DRILL_COMMAND = "auditstream archive drill"
 """The export-and-restore drill records its result with this ``metadata.command``."""

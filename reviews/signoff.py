@@ -4,9 +4,7 @@ an overdue review raises a low-severity ``review_overdue`` alert on the alert to
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
-from pathlib import Path
 
 from auditstream.config import Settings
 from auditstream.reviews.report import _iso
@@ -40,7 +38,6 @@ def sign_off(
     """Record the sign-off and wait for Kafka's acknowledgement; returns the event id.
     ``via``: who actually recorded it (the API token's id, the OS user), kept beside
     the owner's name."""
-    from auditstream.producers import AuditProducer, ProducerConfig
 
     if by != schedule.owner:
         raise ReviewError(
@@ -49,19 +46,14 @@ def sign_off(
         )
     if not note.strip():
         raise ReviewError("a sign-off needs a note (what was reviewed, what was found)")
-    spool = tempfile.TemporaryDirectory(prefix="auditstream-review-")
-    config = ProducerConfig(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        topic=settings.topics.raw,
-        client_id="auditstream-reviews",
-        librdkafka=settings.kafka.security.librdkafka(),
-        block_timeout_seconds=timeout,
-        spool_dir=Path(spool.name),
-    )
     rid = review_id(schedule.tenant, lo, hi)
-    audit = AuditProducer(config)
+    from auditstream.producers.acknowledged import NotAcknowledged, send_acknowledged
+
     try:
-        event_id = audit.emit(
+        event_id = send_acknowledged(
+            settings,
+            "auditstream-reviews",
+            timeout,
             tenant_id=schedule.tenant,
             actor={"id": by, "type": "member"},
             action="status_change",
@@ -79,15 +71,10 @@ def sign_off(
                 "command": COMMAND,
             },
         )
-        left = audit.flush(timeout)
-    finally:
-        left_at_close = audit.close(1.0)
-        spool.cleanup()
-    if left or left_at_close:
+    except NotAcknowledged as exc:
         raise ReviewError(
-            f"Kafka ({settings.kafka.bootstrap_servers}) did not acknowledge the sign-off "
-            f"within {timeout:.0f}s: the review is NOT signed off. Check the broker and retry."
-        )
+            f"{exc}: the review is NOT signed off. Check the broker and retry."
+        ) from exc
     return event_id
 
 
