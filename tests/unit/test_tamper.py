@@ -514,3 +514,43 @@ def test_heads_a_killed_sink_left_unsigned_are_found() -> None:
     assert last_signed_at([]) is None
     recovered = heads_checkpoints({KEY: Head(5, "c" * 64)}, recovered=True)
     assert recovered[0]["recovered"] is True
+
+
+# -- review findings (second round) ---------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="H1: open")
+def test_unsigned_store_records_older_than_the_last_checkpoint_are_insertions(
+    tmp_path: Path,
+) -> None:
+    """Review finding H1 (store side): records above a chain's signed head, or in a chain no
+    checkpoint signs, were "pending" whatever their age, so an attacker could add them. Only
+    records the last signed checkpoint cannot have covered yet are "not yet checkpointed"."""
+    _, chain, linked = stored(5)
+    keys = KeyStore(tmp_path / "keys")
+    head3 = {KEY: Head(3, linked[2][-1])}
+    # Signed 2 s after the third record arrived: records 4 and 5 came in after it.
+    signed_at = DAY + timedelta(seconds=2, milliseconds=500)
+    docs = [sign(d, keys.current()) for d in heads_checkpoints(head3)]
+    docs = [sign({**docs[0], "at": signed_at.isoformat().replace("+00:00", "Z")}, keys.current())]
+    ghost = to_row(event(40), 9, 1)  # a chain (partition 9) no checkpoint signs
+    ghost_rows = Chainer(Store().heads).link([ghost])
+    recs = [record(r) for r in [*linked, *ghost_rows]]
+    margin = timedelta(seconds=60)
+
+    # Just after the checkpoint: both may legitimately be unsigned yet.
+    report = verify_records(recs, docs, keys.public_keys(), signed_by=signed_at - margin)
+    assert report.ok, report.all_findings()
+    assert report.total("pending") == 3
+
+    # Long after a later checkpoint (of any tenant): they should have been signed.
+    later = sign(
+        {**heads_checkpoints({("globex", 0, "2026-11-30"): Head(1, "ab" * 32)})[0],
+         "at": "2026-11-30T10:00:00.000Z"},  # fmt: skip
+        keys.current(),
+    )
+    cutoff = DAY + timedelta(hours=1) - margin
+    report = verify_records(
+        recs, [*docs, later], keys.public_keys(), tenant="acme", signed_by=cutoff
+    )
+    found = sorted((f.kind, f.partition, f.seq) for f in report.all_findings())
+    assert found == [("inserted", 0, 4), ("inserted", 0, 5), ("inserted", 9, 1)], found
+    assert report.total("pending") == 0
