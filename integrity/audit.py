@@ -22,6 +22,7 @@ from auditstream.integrity.verify import (
     Query,
     Report,
     merge,
+    pending_cutoff,
     prove,
     read_records,
     verify_records,
@@ -80,11 +81,14 @@ def verify_store(
     hi: datetime | None = None,
     progress: Callable[[str], None] = lambda _: None,
     now: datetime | None = None,
+    checkpoint_seconds: float = 60.0,
 ) -> dict[str, Report]:
     """A report per tenant, read and verified one UTC day (one set of chains) at a time, so
-    memory and each query's result stay bounded by a day of one tenant."""
+    memory and each query's result stay bounded by a day of one tenant. Unsigned records
+    the checkpoints should have signed by now (``pending_cutoff``) are insertions."""
     now = now or datetime.now(UTC)
     allowance = unchained_allowance(docs, keys)
+    signed_by = pending_cutoff(docs, keys, checkpoint_seconds)
     out: dict[str, Report] = {}
     for t in [tenant] if tenant is not None else tenants(run, database, docs):
         proof = prove(docs, keys, t, now=now)
@@ -99,7 +103,11 @@ def verify_store(
             day = cursor.strftime("%Y-%m-%d")
             progress(f"{t}: {day}")
             records = read_records(run, database, t, cursor, step, literal, chained=True)
-            reports.append(verify_records(records, proof, tenant=t, days=(day, day)))
+            reports.append(
+                verify_records(
+                    records, proof, tenant=t, days=(day, day), now=now, signed_by=signed_by
+                )
+            )
             cursor = step
         report = merge(reports)
         report.findings.extend(unchained_findings(run, database, t, allowance.get(t, 0), lo, hi))
@@ -248,7 +256,11 @@ class ScheduledVerification:
         client = store.open_analyst(ch)
         try:
             reports = verify_store(
-                lambda sql: query.execute(client, sql, ch.database).rows, ch.database, docs, keys
+                lambda sql: query.execute(client, sql, ch.database).rows,
+                ch.database,
+                docs,
+                keys,
+                checkpoint_seconds=self._settings.integrity.checkpoint_seconds,
             )
         finally:
             client.close()
