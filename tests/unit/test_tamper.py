@@ -550,3 +550,28 @@ def test_unsigned_store_records_older_than_the_last_checkpoint_are_insertions(
     found = sorted((f.kind, f.partition, f.seq) for f in report.all_findings())
     assert found == [("inserted", 0, 4), ("inserted", 0, 5), ("inserted", 9, 1)], found
     assert report.total("pending") == 0
+
+
+@pytest.mark.xfail(strict=True, reason="M3: open")
+def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -> None:
+    """Review finding M3: a rotation left the old private key on disk and the old key valid
+    forever. Now the old private key is removed, and a checkpoint it signs after its
+    retirement (recorded in the signed rotation) is rejected."""
+    keys = KeyStore(tmp_path / "keys")
+    old = keys.current()
+    log = CheckpointLog(tmp_path / "cp.jsonl")
+    _, _, linked = stored(3)
+    before = sign(heads_checkpoints({KEY: Head(2, linked[1][-1])})[0], old)
+    log.append([before])
+    rotation = Recorder(keys, log).rotate()
+    assert not (tmp_path / "keys" / f"{old.key_id}.key").exists()
+    assert (tmp_path / "keys" / f"{old.key_id}.pub").exists()  # still verifies old checkpoints
+    assert rotation["key_id"] == old.key_id
+    # Someone who kept a copy of the old key signs a newer head after the rotation.
+    late = {**heads_checkpoints({KEY: Head(3, linked[2][-1])})[0], "at": "2099-01-01T00:00:00.000Z"}
+    docs = [*log.read(), sign(late, old)]
+    public = keys.public_keys()
+    report = verify_records([record(r) for r in linked], docs, public)
+    assert [f.kind for f in report.findings] == ["checkpoint"], report.findings
+    assert "retired" in report.findings[0].detail
+    assert report.total("verified") == 2  # the checkpoint from before the rotation holds
