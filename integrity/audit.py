@@ -15,7 +15,14 @@ from typing import Any
 import orjson
 
 from auditstream.config import Settings
-from auditstream.integrity.checkpoints import CheckpointLog, Doc, iter_type, read_topic, valid
+from auditstream.integrity.checkpoints import (
+    CheckpointLog,
+    Doc,
+    iter_type,
+    read_topic,
+    retirements,
+    valid,
+)
 from auditstream.integrity.keys import KeyStore
 from auditstream.integrity.verify import (
     Finding,
@@ -64,8 +71,9 @@ def first_day(run: Query, database: str, tenant: str) -> datetime | None:
 
 def unchained_allowance(docs: Sequence[Doc], keys: Mapping[str, Any]) -> dict[str, int]:
     """Rows stored before tamper evidence, as the first signed retention checkpoint counted."""
+    retired = retirements(docs, keys)
     for d in iter_type(docs, "retention"):
-        if d.get("source") == "initial" and valid(d, keys):
+        if d.get("source") == "initial" and valid(d, keys, retired):
             return {str(k): int(v) for k, v in (d.get("unchained") or {}).items()}
     return {}
 
@@ -224,9 +232,10 @@ def load_material(
         if public_key_text is not None
         else dict(KeyStore.at_home(settings.home).public_keys())
     )
-    # Keys introduced by a rotation signed with a key already trusted are trusted too.
+    # Keys introduced by a rotation signed with a key already trusted (before its own
+    # retirement) are trusted too.
     for d in iter_type(docs, "key_rotation"):
-        if valid(d, keys):
+        if valid(d, keys, retirements(docs, keys)):
             keys.update(load_public_keys(str(d["new_public_key"])))
     return docs, keys
 

@@ -53,13 +53,30 @@ def sign(doc: Doc, key: SigningKey) -> Doc:
     return {**body, "signature": key.sign(signed_bytes(body))}
 
 
-def valid(doc: Doc, public_keys: Mapping[str, Any]) -> bool:
-    """Signed by one of ``public_keys`` (by id), unaltered."""
-    key = public_keys.get(str(doc.get("key_id")))
+def valid(
+    doc: Doc, public_keys: Mapping[str, Any], retired: Mapping[str, str] | None = None
+) -> bool:
+    """Signed by one of ``public_keys`` (by id), unaltered, and (with ``retired``, from
+    ``retirements``) not signed by a key after the rotation that retired it."""
+    kid = str(doc.get("key_id"))
+    key = public_keys.get(kid)
     signature = doc.get("signature")
     if key is None or not isinstance(signature, str):
         return False
+    if retired is not None and kid in retired and str(doc.get("at")) > retired[kid]:
+        return False
     return verify_signature(key, signed_bytes(doc), signature)
+
+
+def retirements(docs: Iterable[Doc], public_keys: Mapping[str, Any]) -> dict[str, str]:
+    """Key id -> when it was retired: the ``at`` of the first valid rotation it signed.
+    (Times are canonical UTC text, so they compare as text.)"""
+    out: dict[str, str] = {}
+    for d in iter_type(docs, "key_rotation"):
+        kid = str(d.get("key_id"))
+        if kid not in out and valid(d, public_keys):
+            out[kid] = str(d["at"])
+    return out
 
 
 def now_text() -> str:
@@ -165,9 +182,12 @@ class Recorder:
         return self.record([retention_doc(table, days, source, **extra)])[0]
 
     def rotate(self) -> Doc:
+        """A new current key; the rotation, signed by the old key, is recorded first, then
+        the old private key is removed (its public key stays, for its checkpoints)."""
         old, new = self.keys.rotate()
         doc = sign(rotation_doc(new), old)
         self.log.append([doc])
+        self.keys.remove_private(old.key_id)
         if self.publish is not None:
             try:
                 self.publish([doc])

@@ -27,7 +27,7 @@ from typing import IO, Any
 import orjson
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, now_text, valid
+from auditstream.integrity.checkpoints import Doc, iter_type, now_text, retirements, valid
 from auditstream.integrity.verify import Finding, Record, Report, canonical_record, verify_records
 from auditstream.schemas.record import chain_day
 
@@ -46,10 +46,11 @@ def _covering(
     docs: Sequence[Doc], tenant: str, keys: Mapping[str, Any]
 ) -> tuple[dict[ChainKey, tuple[int, str]], dict[ChainKey, Doc]]:
     """Per chain of ``tenant``: its highest signed head, and the checkpoint that signs it."""
+    retired = retirements(docs, keys)
     heads: dict[ChainKey, tuple[int, str]] = {}
     by: dict[ChainKey, Doc] = {}
     for doc in iter_type(docs, "heads"):
-        if doc.get("tenant") != tenant or not valid(doc, keys):
+        if doc.get("tenant") != tenant or not valid(doc, keys, retired):
             continue
         for h in doc.get("heads", []):
             key = (tenant, int(h["partition"]), str(h["day"]))
@@ -70,6 +71,7 @@ def write_export(
     """Write the export of ``records`` (the tenant's stored events for ``days``, first and
     last UTC day inclusive) with the checkpoints from ``docs`` that prove them."""
     heads, by = _covering(docs, tenant, keys)
+    retired = retirements(docs, keys)
     kept: list[Record] = []
     left_out = 0
     chains: set[ChainKey] = set()
@@ -87,8 +89,8 @@ def write_export(
     # reader then sees that their records are gone.
     chains |= {k for k in heads if days[0] <= k[2] <= days[1]}
     proof: dict[str, Doc] = {str(by[k]["signature"]): by[k] for k in sorted(chains)}
-    for d in iter_type(docs, "retention"):
-        if valid(d, keys):
+    for d in docs:  # retention and key rotations (which give each key's validity window)
+        if d.get("type") in ("retention", "key_rotation") and valid(d, keys, retired):
             proof[str(d["signature"])] = d
     header = {
         "type": "header",
@@ -145,7 +147,8 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
     if header is None or header.get("format") != FORMAT:
         raise ExportError("no auditstream export header (format 1) in the file")
     tenant = str(header["tenant"])
-    signed_at = [str(d["at"]) for d in docs if valid(d, keys)]
+    retired = retirements(docs, keys)
+    signed_at = [str(d["at"]) for d in docs if valid(d, keys, retired)]
     # Gaps TTL could have left are judged as of the last signed checkpoint in the file, not
     # as of today: a record removed from the file later is a removal.
     as_of = max(signed_at) if signed_at else now_text()
@@ -187,7 +190,7 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
     signed_chains = {
         (int(h["partition"]), str(h["day"]))
         for d in iter_type(docs, "heads")
-        if valid(d, keys)
+        if valid(d, keys, retired)
         for h in d.get("heads", [])
         if header["from"] <= str(h["day"]) <= header["to"]
     }

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, valid
+from auditstream.integrity.checkpoints import Doc, iter_type, retirements, valid
 from auditstream.schemas.event import format_ts
 from auditstream.schemas.record import (
     FIELD_NAMES,
@@ -251,7 +251,11 @@ def pending_cutoff(
     """Records received before this should be signed: the last signed ``heads`` checkpoint
     of the whole log (any tenant: the sink signs every chain that moved in one round) less
     the checkpoint interval and ``grace``. None: no checkpoint yet."""
-    times = [_parse(str(d["at"])) for d in iter_type(docs, "heads") if valid(d, public_keys)]
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
+    times = [
+        _parse(str(d["at"])) for d in iter_type(docs, "heads") if valid(d, public_keys, retired)
+    ]
     if not times:
         return None
     return max(times) - timedelta(seconds=interval) - grace
@@ -285,6 +289,8 @@ def anchors_of(
     docs: Iterable[Doc], public_keys: Mapping[str, Any], tenant: str | None = None
 ) -> tuple[dict[ChainKey, dict[int, str]], list[Finding], int]:
     """Signed heads by chain; a checkpoint whose signature fails is a finding."""
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
     out: dict[ChainKey, dict[int, str]] = {}
     findings: list[Finding] = []
     count = 0
@@ -293,14 +299,15 @@ def anchors_of(
         if tenant is not None and doc_tenant != tenant:
             continue
         count += 1
-        if not valid(doc, public_keys):
+        if not valid(doc, public_keys, retired):
+            kid = str(doc.get("key_id"))
+            why = (
+                f"was signed by key {kid} after its retirement at {retired[kid]}"
+                if kid in retired and valid(doc, public_keys)
+                else f"(key {kid}) has no valid signature from a known key"
+            )
             findings.append(
-                Finding(
-                    "checkpoint",
-                    doc_tenant,
-                    f"checkpoint of {doc.get('at')} (key {doc.get('key_id')}) has no valid "
-                    "signature from a known key",
-                )
+                Finding("checkpoint", doc_tenant, f"checkpoint of {doc.get('at')} {why}")
             )
             continue
         for head in doc.get("heads", []):
@@ -310,7 +317,9 @@ def anchors_of(
 
 
 def verified_retention(docs: Iterable[Doc], public_keys: Mapping[str, Any]) -> list[Doc]:
-    return [d for d in iter_type(docs, "retention") if valid(d, public_keys)]
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
+    return [d for d in iter_type(docs, "retention") if valid(d, public_keys, retired)]
 
 
 @dataclass(frozen=True)

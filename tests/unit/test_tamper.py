@@ -552,7 +552,6 @@ def test_unsigned_store_records_older_than_the_last_checkpoint_are_insertions(
     assert report.total("pending") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="M3: open")
 def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -> None:
     """Review finding M3: a rotation left the old private key on disk and the old key valid
     forever. Now the old private key is removed, and a checkpoint it signs after its
@@ -573,5 +572,5 @@ def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -
     public = keys.public_keys()
     report = verify_records([record(r) for r in linked], docs, public)
     assert [f.kind for f in report.findings] == ["checkpoint"], report.findings
-    assert "retired" in report.findings[0].detail
+    assert "after its retirement" in report.findings[0].detail
     assert report.total("verified") == 2  # the checkpoint from before the rotation holds
