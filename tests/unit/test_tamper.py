@@ -574,3 +574,53 @@ def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -
     assert [f.kind for f in report.findings] == ["checkpoint"], report.findings
     assert "after its retirement" in report.findings[0].detail
     assert report.total("verified") == 2  # the checkpoint from before the rotation holds
+
+
+@pytest.mark.xfail(strict=True, reason="H4: open")
+def test_an_export_cut_back_or_missing_a_chain_a_tenant_summary_covers_fails(
+    tmp_path: Path,
+) -> None:
+    """Review finding H4: an export's header is not signed, so leaving out a chain together
+    with its checkpoint, or cutting records back to an earlier head, verified. The tenant
+    summary (every chain head of the tenant, signed with the checkpoint) closes that."""
+    from auditstream.integrity.checkpoints import tenant_summaries
+
+    keys = KeyStore(tmp_path / "keys")
+    _, chain, linked = stored(4)
+    first = [sign(d, keys.current()) for d in heads_checkpoints(chain.changed())]
+    more = chain.link(rows(3, partition=2))
+    chain.advance(more)
+    changed = chain.changed()
+    second = [
+        sign(d, keys.current())
+        for d in [
+            *heads_checkpoints(changed, summary=True),
+            *tenant_summaries(first, changed),
+        ]
+    ]
+    docs = [*first, *second]
+    out = io.BytesIO()
+    days = ("2026-11-30", "2026-11-30")
+    write_export(out, "acme", days, [record(r) for r in [*linked, *more]], docs, keys.public_keys())
+    lines = out.getvalue().splitlines(keepends=True)
+    public = load_public_keys(keys.export())
+    assert verify_export(lines, public).ok
+
+    def without(*drop: bytes) -> list[bytes]:
+        return [x for x in lines if not any(d in x for d in drop)]
+
+    # Chain p0 left out with the checkpoint that signs it: the summary still names it.
+    p0_sig = first[0]["signature"].encode()
+    cut = [
+        x for x in without(p0_sig) if not (b'"type":"record"' in x and b'"kafka_partition":0' in x)
+    ]
+    header = orjson.loads(cut[0])
+    header["chains"] = [c for c in header["chains"] if c["partition"] != 0]
+    cut[0] = orjson.dumps(header) + b"\n"
+    kinds = {(f.kind, f.partition) for f in verify_export(cut, public).all_findings()}
+    assert ("deleted", 0) in kinds, kinds
+    # The summary left out too, while the checkpoint it came with stays: named.
+    summary_sig = second[-1]["signature"].encode()
+    findings = verify_export(without(summary_sig), public).all_findings()
+    assert [f.kind for f in findings] == ["checkpoint"], findings
+    assert "summary" in findings[0].detail
