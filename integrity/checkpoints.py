@@ -224,6 +224,43 @@ def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 
     return publish
 
 
+SUMMARY = "tenant_summary"
+HEAD_TYPES = ("heads", SUMMARY)
+"""Checkpoint types that sign chain heads."""
+
+
+def tenant_summaries(
+    signed: Iterable[Doc], changed: dict[ChainKey, Head], at: str | None = None
+) -> list[Doc]:
+    """One ``tenant_summary`` per tenant in ``changed``: *every* chain head of that tenant,
+    the highest of what ``signed`` (the checkpoint log so far) and ``changed`` hold.
+
+    Signed together with the ``heads`` checkpoints of ``changed``, which then carry
+    ``summary: true`` (``heads_checkpoints(changed, summary=True)``), it lets an export prove
+    it left out no chain and no record a checkpoint signed: ``verify-export`` holds every chain
+    of the summary (in range) to its head, and names a ``summary: true`` checkpoint whose
+    summary is missing. Not wired yet: the sink's ``Checkpointer.once`` is where to record it
+    (keeping the cumulative heads in memory rather than reading the log each time)."""
+    tenants = {k[0] for k in changed}
+    best: dict[ChainKey, Head] = {}
+    for doc in signed:
+        if doc.get("type") not in HEAD_TYPES or doc.get("tenant") not in tenants:
+            continue
+        for h in doc.get("heads", []):
+            key = (str(doc["tenant"]), int(h["partition"]), str(h["day"]))
+            if key not in best or int(h["seq"]) > best[key].seq:
+                best[key] = Head(int(h["seq"]), str(h["hash"]))
+    for key, head in changed.items():
+        if key not in best or head.seq >= best[key].seq:
+            best[key] = head
+    at = at or now_text()
+    out = []
+    for t in sorted(tenants):
+        doc = heads_doc(t, {k: h for k, h in best.items() if k[0] == t}, at)
+        out.append({**doc, "type": SUMMARY})
+    return out
+
+
 def heads_checkpoints(changed: dict[ChainKey, Head], **extra: Any) -> list[Doc]:
     by_tenant: dict[str, dict[ChainKey, Head]] = {}
     for key, head in changed.items():

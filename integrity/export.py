@@ -27,7 +27,15 @@ from typing import IO, Any
 import orjson
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, now_text, retirements, valid
+from auditstream.integrity.checkpoints import (
+    HEAD_TYPES,
+    SUMMARY,
+    Doc,
+    iter_type,
+    now_text,
+    retirements,
+    valid,
+)
 from auditstream.integrity.verify import Finding, Record, Report, canonical_record, verify_records
 from auditstream.schemas.record import chain_day
 
@@ -49,7 +57,7 @@ def _covering(
     retired = retirements(docs, keys)
     heads: dict[ChainKey, tuple[int, str]] = {}
     by: dict[ChainKey, Doc] = {}
-    for doc in iter_type(docs, "heads"):
+    for doc in (d for d in docs if d.get("type") in HEAD_TYPES):
         if doc.get("tenant") != tenant or not valid(doc, keys, retired):
             continue
         for h in doc.get("heads", []):
@@ -89,6 +97,12 @@ def write_export(
     # reader then sees that their records are gone.
     chains |= {k for k in heads if days[0] <= k[2] <= days[1]}
     proof: dict[str, Doc] = {str(by[k]["signature"]): by[k] for k in sorted(chains)}
+    summaries = [
+        d for d in iter_type(docs, SUMMARY) if d.get("tenant") == tenant and valid(d, keys, retired)
+    ]
+    if summaries:  # the latest: every chain of the tenant, signed
+        latest = max(summaries, key=lambda d: str(d["at"]))
+        proof[str(latest["signature"])] = latest
     for d in docs:  # retention and key rotations (which give each key's validity window)
         if d.get("type") in ("retention", "key_rotation") and valid(d, keys, retired):
             proof[str(d["signature"])] = d
@@ -187,9 +201,24 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
                     str(day),
                 )
             )
+    # A checkpoint signed with a tenant summary whose summary is not in the file: the file
+    # was cut back (chains or records a later checkpoint signs may be left out).
+    own = [d for d in docs if d.get("tenant") == tenant and valid(d, keys, retired)]
+    summary_at = max((str(d["at"]) for d in own if d.get("type") == SUMMARY), default="")
+    for d in own:
+        if d.get("type") == "heads" and d.get("summary") and str(d["at"]) > summary_at:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    tenant,
+                    f"the tenant summary signed with the checkpoint of {d['at']} is not in "
+                    "the file: chains or records it covers may have been left out",
+                )
+            )
     signed_chains = {
         (int(h["partition"]), str(h["day"]))
-        for d in iter_type(docs, "heads")
+        for d in docs
+        if d.get("type") in HEAD_TYPES
         if valid(d, keys, retired)
         for h in d.get("heads", [])
         if header["from"] <= str(h["day"]) <= header["to"]

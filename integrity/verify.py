@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, retirements, valid
+from auditstream.integrity.checkpoints import HEAD_TYPES, Doc, iter_type, retirements, valid
 from auditstream.schemas.event import format_ts
 from auditstream.schemas.record import (
     FIELD_NAMES,
@@ -294,7 +294,7 @@ def anchors_of(
     out: dict[ChainKey, dict[int, str]] = {}
     findings: list[Finding] = []
     count = 0
-    for doc in iter_type(docs, "heads"):
+    for doc in (d for d in docs if d.get("type") in HEAD_TYPES):
         doc_tenant = str(doc.get("tenant"))
         if tenant is not None and doc_tenant != tenant:
             continue

@@ -576,7 +576,6 @@ def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -
     assert report.total("verified") == 2  # the checkpoint from before the rotation holds
 
 
-@pytest.mark.xfail(strict=True, reason="H4: open")
 def test_an_export_cut_back_or_missing_a_chain_a_tenant_summary_covers_fails(
     tmp_path: Path,
 ) -> None:
