@@ -10,7 +10,11 @@ compact, without ``signature``):
 * ``retention``: ``table`` keeps ``days`` days from ``at`` on (``source``: ``initial``, the
   first start of a store; ``admin``, ``auditstream retention set``). What TTL deleted is
   then told apart from what somebody deleted.
-* ``key_rotation``: ``new_key_id`` / ``new_public_key`` signed by the old key.
+* ``key_rotation``: ``new_key_id`` / ``new_public_key`` signed by the old key; its ``at`` is
+  the old key's retirement (``retirements``): a checkpoint it signs dated later is invalid.
+* ``tenant_summary``: every chain head of one tenant (``tenant_summaries``), signed with the
+  ``heads`` checkpoints (which then carry ``summary: true``), so an export can prove it left
+  no signed chain out.
 
 Each carries ``at`` (UTC ms) and ``key_id``. They go to an append-only local file
 (``AUDITSTREAM_HOME/checkpoints/checkpoints.jsonl``, one object per line, ``O_APPEND`` +

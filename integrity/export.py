@@ -9,8 +9,9 @@ JSON Lines, checked offline by ``verify_export`` with nothing but the public key
 2. ``{"type": "record", ...}``: each record's canonical fields (``schemas/record.py``) and its
    ``record_hash``; the chain link is in the fields (``chain_seq``, ``chain_prev``);
 3. ``{"type": "checkpoint", "checkpoint": {...}}``: the signed checkpoints that cover the
-   chains (this tenant's heads only) and the signed retention checkpoints, which tell a gap
-   left by TTL expiry from a removed record.
+   chains (this tenant's heads only), the tenant's latest signed summary (every chain head:
+   no signed chain can be left out unnoticed), the signed retention checkpoints, which tell a
+   gap left by TTL expiry from a removed record, and the key rotations (each key's validity).
 
 ``write_export`` is the reusable part (the HTTP API's exports can call it with records it
 read); ``verify_export`` recomputes every hash and link, checks every signature, and names
