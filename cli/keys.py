@@ -41,8 +41,9 @@ def keys_export(out: Path | None) -> None:
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Make a new signing key current; the rotation is a checkpoint signed by the old key.
-    A running sink signs with the new key from its next checkpoint on."""
+    """Make a new signing key current; the rotation is a checkpoint signed by the old key,
+    then the old private key is removed. A running sink signs with the new key from its next
+    checkpoint on."""
     from auditstream.cli.main import _settings
     from auditstream.integrity.keys import KeyFileError
     from auditstream.sinks.service import recorder
@@ -54,3 +55,8 @@ def keys_rotate() -> None:
         err.print("error:", escape(str(exc)))
         sys.exit(1)
     console.print(f"signing key {doc['key_id']} -> {doc['new_key_id']} (rotation recorded)")
+    console.print(
+        f"the private key {doc['key_id']} was removed; checkpoints it signs dated after "
+        f"{doc['at']} are rejected. Copies of it in backups still sign earlier-dated ones: "
+        "destroy them."
+    )

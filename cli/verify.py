@@ -100,6 +100,7 @@ def verify_command(
                 hi=hi,
                 progress=lambda line: status.update(f"verifying {escape(line)}"),
                 now=now,
+                checkpoint_seconds=settings.integrity.checkpoint_seconds,
             )
     except (
         query.QueryError,

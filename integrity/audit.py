@@ -15,13 +15,21 @@ from typing import Any
 import orjson
 
 from auditstream.config import Settings
-from auditstream.integrity.checkpoints import CheckpointLog, Doc, iter_type, read_topic, valid
+from auditstream.integrity.checkpoints import (
+    CheckpointLog,
+    Doc,
+    iter_type,
+    read_topic,
+    retirements,
+    valid,
+)
 from auditstream.integrity.keys import KeyStore
 from auditstream.integrity.verify import (
     Finding,
     Query,
     Report,
     merge,
+    pending_cutoff,
     prove,
     read_records,
     verify_records,
@@ -63,8 +71,9 @@ def first_day(run: Query, database: str, tenant: str) -> datetime | None:
 
 def unchained_allowance(docs: Sequence[Doc], keys: Mapping[str, Any]) -> dict[str, int]:
     """Rows stored before tamper evidence, as the first signed retention checkpoint counted."""
+    retired = retirements(docs, keys)
     for d in iter_type(docs, "retention"):
-        if d.get("source") == "initial" and valid(d, keys):
+        if d.get("source") == "initial" and valid(d, keys, retired):
             return {str(k): int(v) for k, v in (d.get("unchained") or {}).items()}
     return {}
 
@@ -80,11 +89,14 @@ def verify_store(
     hi: datetime | None = None,
     progress: Callable[[str], None] = lambda _: None,
     now: datetime | None = None,
+    checkpoint_seconds: float = 60.0,
 ) -> dict[str, Report]:
     """A report per tenant, read and verified one UTC day (one set of chains) at a time, so
-    memory and each query's result stay bounded by a day of one tenant."""
+    memory and each query's result stay bounded by a day of one tenant. Unsigned records
+    the checkpoints should have signed by now (``pending_cutoff``) are insertions."""
     now = now or datetime.now(UTC)
     allowance = unchained_allowance(docs, keys)
+    signed_by = pending_cutoff(docs, keys, checkpoint_seconds)
     out: dict[str, Report] = {}
     for t in [tenant] if tenant is not None else tenants(run, database, docs):
         proof = prove(docs, keys, t, now=now)
@@ -99,7 +111,11 @@ def verify_store(
             day = cursor.strftime("%Y-%m-%d")
             progress(f"{t}: {day}")
             records = read_records(run, database, t, cursor, step, literal, chained=True)
-            reports.append(verify_records(records, proof, tenant=t, days=(day, day)))
+            reports.append(
+                verify_records(
+                    records, proof, tenant=t, days=(day, day), now=now, signed_by=signed_by
+                )
+            )
             cursor = step
         report = merge(reports)
         report.findings.extend(unchained_findings(run, database, t, allowance.get(t, 0), lo, hi))
@@ -216,9 +232,10 @@ def load_material(
         if public_key_text is not None
         else dict(KeyStore.at_home(settings.home).public_keys())
     )
-    # Keys introduced by a rotation signed with a key already trusted are trusted too.
+    # Keys introduced by a rotation signed with a key already trusted (before its own
+    # retirement) are trusted too.
     for d in iter_type(docs, "key_rotation"):
-        if valid(d, keys):
+        if valid(d, keys, retirements(docs, keys)):
             keys.update(load_public_keys(str(d["new_public_key"])))
     return docs, keys
 
@@ -248,7 +265,11 @@ class ScheduledVerification:
         client = store.open_analyst(ch)
         try:
             reports = verify_store(
-                lambda sql: query.execute(client, sql, ch.database).rows, ch.database, docs, keys
+                lambda sql: query.execute(client, sql, ch.database).rows,
+                ch.database,
+                docs,
+                keys,
+                checkpoint_seconds=self._settings.integrity.checkpoint_seconds,
             )
         finally:
             client.close()

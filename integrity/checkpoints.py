@@ -10,7 +10,11 @@ compact, without ``signature``):
 * ``retention``: ``table`` keeps ``days`` days from ``at`` on (``source``: ``initial``, the
   first start of a store; ``admin``, ``auditstream retention set``). What TTL deleted is
   then told apart from what somebody deleted.
-* ``key_rotation``: ``new_key_id`` / ``new_public_key`` signed by the old key.
+* ``key_rotation``: ``new_key_id`` / ``new_public_key`` signed by the old key; its ``at`` is
+  the old key's retirement (``retirements``): a checkpoint it signs dated later is invalid.
+* ``tenant_summary``: every chain head of one tenant (``tenant_summaries``), signed with the
+  ``heads`` checkpoints (which then carry ``summary: true``), so an export can prove it left
+  no signed chain out.
 
 Each carries ``at`` (UTC ms) and ``key_id``. They go to an append-only local file
 (``AUDITSTREAM_HOME/checkpoints/checkpoints.jsonl``, one object per line, ``O_APPEND`` +
@@ -53,13 +57,30 @@ def sign(doc: Doc, key: SigningKey) -> Doc:
     return {**body, "signature": key.sign(signed_bytes(body))}
 
 
-def valid(doc: Doc, public_keys: Mapping[str, Any]) -> bool:
-    """Signed by one of ``public_keys`` (by id), unaltered."""
-    key = public_keys.get(str(doc.get("key_id")))
+def valid(
+    doc: Doc, public_keys: Mapping[str, Any], retired: Mapping[str, str] | None = None
+) -> bool:
+    """Signed by one of ``public_keys`` (by id), unaltered, and (with ``retired``, from
+    ``retirements``) not signed by a key after the rotation that retired it."""
+    kid = str(doc.get("key_id"))
+    key = public_keys.get(kid)
     signature = doc.get("signature")
     if key is None or not isinstance(signature, str):
         return False
+    if retired is not None and kid in retired and str(doc.get("at")) > retired[kid]:
+        return False
     return verify_signature(key, signed_bytes(doc), signature)
+
+
+def retirements(docs: Iterable[Doc], public_keys: Mapping[str, Any]) -> dict[str, str]:
+    """Key id -> when it was retired: the ``at`` of the first valid rotation it signed.
+    (Times are canonical UTC text, so they compare as text.)"""
+    out: dict[str, str] = {}
+    for d in iter_type(docs, "key_rotation"):
+        kid = str(d.get("key_id"))
+        if kid not in out and valid(d, public_keys):
+            out[kid] = str(d["at"])
+    return out
 
 
 def now_text() -> str:
@@ -165,9 +186,12 @@ class Recorder:
         return self.record([retention_doc(table, days, source, **extra)])[0]
 
     def rotate(self) -> Doc:
+        """A new current key; the rotation, signed by the old key, is recorded first, then
+        the old private key is removed (its public key stays, for its checkpoints)."""
         old, new = self.keys.rotate()
         doc = sign(rotation_doc(new), old)
         self.log.append([doc])
+        self.keys.remove_private(old.key_id)
         if self.publish is not None:
             try:
                 self.publish([doc])
@@ -202,6 +226,43 @@ def kafka_publisher(client_config: dict[str, Any], topic: str, timeout: float = 
             )
 
     return publish
+
+
+SUMMARY = "tenant_summary"
+HEAD_TYPES = ("heads", SUMMARY)
+"""Checkpoint types that sign chain heads."""
+
+
+def tenant_summaries(
+    signed: Iterable[Doc], changed: dict[ChainKey, Head], at: str | None = None
+) -> list[Doc]:
+    """One ``tenant_summary`` per tenant in ``changed``: *every* chain head of that tenant,
+    the highest of what ``signed`` (the checkpoint log so far) and ``changed`` hold.
+
+    Signed together with the ``heads`` checkpoints of ``changed``, which then carry
+    ``summary: true`` (``heads_checkpoints(changed, summary=True)``), it lets an export prove
+    it left out no chain and no record a checkpoint signed: ``verify-export`` holds every chain
+    of the summary (in range) to its head, and names a ``summary: true`` checkpoint whose
+    summary is missing. Not wired yet: the sink's ``Checkpointer.once`` is where to record it
+    (keeping the cumulative heads in memory rather than reading the log each time)."""
+    tenants = {k[0] for k in changed}
+    best: dict[ChainKey, Head] = {}
+    for doc in signed:
+        if doc.get("type") not in HEAD_TYPES or doc.get("tenant") not in tenants:
+            continue
+        for h in doc.get("heads", []):
+            key = (str(doc["tenant"]), int(h["partition"]), str(h["day"]))
+            if key not in best or int(h["seq"]) > best[key].seq:
+                best[key] = Head(int(h["seq"]), str(h["hash"]))
+    for key, head in changed.items():
+        if key not in best or head.seq >= best[key].seq:
+            best[key] = head
+    at = at or now_text()
+    out = []
+    for t in sorted(tenants):
+        doc = heads_doc(t, {k: h for k, h in best.items() if k[0] == t}, at)
+        out.append({**doc, "type": SUMMARY})
+    return out
 
 
 def heads_checkpoints(changed: dict[ChainKey, Head], **extra: Any) -> list[Doc]:

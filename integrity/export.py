@@ -9,8 +9,9 @@ JSON Lines, checked offline by ``verify_export`` with nothing but the public key
 2. ``{"type": "record", ...}``: each record's canonical fields (``schemas/record.py``) and its
    ``record_hash``; the chain link is in the fields (``chain_seq``, ``chain_prev``);
 3. ``{"type": "checkpoint", "checkpoint": {...}}``: the signed checkpoints that cover the
-   chains (this tenant's heads only) and the signed retention checkpoints, which tell a gap
-   left by TTL expiry from a removed record.
+   chains (this tenant's heads only), the tenant's latest signed summary (every chain head:
+   no signed chain can be left out unnoticed), the signed retention checkpoints, which tell a
+   gap left by TTL expiry from a removed record, and the key rotations (each key's validity).
 
 ``write_export`` is the reusable part (the HTTP API's exports can call it with records it
 read); ``verify_export`` recomputes every hash and link, checks every signature, and names
@@ -27,7 +28,15 @@ from typing import IO, Any
 import orjson
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, now_text, valid
+from auditstream.integrity.checkpoints import (
+    HEAD_TYPES,
+    SUMMARY,
+    Doc,
+    iter_type,
+    now_text,
+    retirements,
+    valid,
+)
 from auditstream.integrity.verify import Finding, Record, Report, canonical_record, verify_records
 from auditstream.schemas.record import chain_day
 
@@ -46,10 +55,11 @@ def _covering(
     docs: Sequence[Doc], tenant: str, keys: Mapping[str, Any]
 ) -> tuple[dict[ChainKey, tuple[int, str]], dict[ChainKey, Doc]]:
     """Per chain of ``tenant``: its highest signed head, and the checkpoint that signs it."""
+    retired = retirements(docs, keys)
     heads: dict[ChainKey, tuple[int, str]] = {}
     by: dict[ChainKey, Doc] = {}
-    for doc in iter_type(docs, "heads"):
-        if doc.get("tenant") != tenant or not valid(doc, keys):
+    for doc in (d for d in docs if d.get("type") in HEAD_TYPES):
+        if doc.get("tenant") != tenant or not valid(doc, keys, retired):
             continue
         for h in doc.get("heads", []):
             key = (tenant, int(h["partition"]), str(h["day"]))
@@ -70,6 +80,7 @@ def write_export(
     """Write the export of ``records`` (the tenant's stored events for ``days``, first and
     last UTC day inclusive) with the checkpoints from ``docs`` that prove them."""
     heads, by = _covering(docs, tenant, keys)
+    retired = retirements(docs, keys)
     kept: list[Record] = []
     left_out = 0
     chains: set[ChainKey] = set()
@@ -87,8 +98,14 @@ def write_export(
     # reader then sees that their records are gone.
     chains |= {k for k in heads if days[0] <= k[2] <= days[1]}
     proof: dict[str, Doc] = {str(by[k]["signature"]): by[k] for k in sorted(chains)}
-    for d in iter_type(docs, "retention"):
-        if valid(d, keys):
+    summaries = [
+        d for d in iter_type(docs, SUMMARY) if d.get("tenant") == tenant and valid(d, keys, retired)
+    ]
+    if summaries:  # the latest: every chain of the tenant, signed
+        latest = max(summaries, key=lambda d: str(d["at"]))
+        proof[str(latest["signature"])] = latest
+    for d in docs:  # retention and key rotations (which give each key's validity window)
+        if d.get("type") in ("retention", "key_rotation") and valid(d, keys, retired):
             proof[str(d["signature"])] = d
     header = {
         "type": "header",
@@ -145,7 +162,8 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
     if header is None or header.get("format") != FORMAT:
         raise ExportError("no auditstream export header (format 1) in the file")
     tenant = str(header["tenant"])
-    signed_at = [str(d["at"]) for d in docs if valid(d, keys)]
+    retired = retirements(docs, keys)
+    signed_at = [str(d["at"]) for d in docs if valid(d, keys, retired)]
     # Gaps TTL could have left are judged as of the last signed checkpoint in the file, not
     # as of today: a record removed from the file later is a removal.
     as_of = max(signed_at) if signed_at else now_text()
@@ -184,10 +202,25 @@ def verify_export(lines: Iterable[bytes], keys: Mapping[str, Any]) -> Report:
                     str(day),
                 )
             )
+    # A checkpoint signed with a tenant summary whose summary is not in the file: the file
+    # was cut back (chains or records a later checkpoint signs may be left out).
+    own = [d for d in docs if d.get("tenant") == tenant and valid(d, keys, retired)]
+    summary_at = max((str(d["at"]) for d in own if d.get("type") == SUMMARY), default="")
+    for d in own:
+        if d.get("type") == "heads" and d.get("summary") and str(d["at"]) > summary_at:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    tenant,
+                    f"the tenant summary signed with the checkpoint of {d['at']} is not in "
+                    "the file: chains or records it covers may have been left out",
+                )
+            )
     signed_chains = {
         (int(h["partition"]), str(h["day"]))
-        for d in iter_type(docs, "heads")
-        if valid(d, keys)
+        for d in docs
+        if d.get("type") in HEAD_TYPES
+        if valid(d, keys, retired)
         for h in d.get("heads", [])
         if header["from"] <= str(h["day"]) <= header["to"]
     }

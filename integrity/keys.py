@@ -3,9 +3,10 @@
 Under ``AUDITSTREAM_HOME/keys``: ``<key id>.key`` (PKCS#8 PEM, mode 0600), ``<key id>.pub``
 (SubjectPublicKeyInfo PEM) and ``current`` (the id of the key that signs now). The key id is
 the first 16 hex digits of the sha256 of the raw public key, so anyone holding the public key
-can compute it. A key is generated on first use; ``rotate`` makes a new one current and keeps
-the old ones (their checkpoints stay verifiable); the rotation itself is recorded as a
-checkpoint signed by the old key (``checkpoints.rotation``).
+can compute it. A key is generated on first use; ``rotate`` makes a new one current; once the
+rotation is recorded (a checkpoint signed by the old key, ``checkpoints.Recorder.rotate``) the
+old private key is removed and only its public key kept: its checkpoints stay verifiable, and
+one it signs after its retirement is rejected (``checkpoints.retirements``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,22 @@ class KeyStore:
         new = self._generate()
         self._set_current(new.key_id)
         return old, new
+
+    def remove_private(self, kid: str) -> None:
+        """Delete a retired key's private half (overwritten first; on copy-on-write or
+        journalling file systems, and in backups, copies may remain: treat it as exposed)."""
+        path = self.directory / f"{kid}.key"
+        if kid == self.current_id():
+            raise KeyFileError(f"{kid} is the current signing key")
+        try:
+            size = path.stat().st_size
+            with path.open("r+b") as out:
+                out.write(b"\0" * size)
+                out.flush()
+                os.fsync(out.fileno())
+            path.unlink()
+        except FileNotFoundError:
+            return
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         """Every key's public half, current and retired, by id."""

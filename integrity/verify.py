@@ -14,8 +14,11 @@ even when somebody changed the ``chain_seq`` column. Each record on the walk is 
   retention checkpoints allow: then **expired**;
 * a record the walk never reaches (another row at a taken position, a row with no chain
   link, a row whose claimed hash nothing points at): **inserted**;
-* records above the highest head are **pending** (stored after the last checkpoint); they
-  are checked for self-consistency only.
+* records above the highest head (or in a chain no checkpoint signs) are **pending**
+  ("not yet checkpointed": stored after the last checkpoint) when they may be: received
+  after ``signed_by`` (the last signed checkpoint of the log less the checkpoint interval and
+  a grace, ``pending_cutoff``) and not in the future. They are checked for self-consistency
+  only. Older ones should have been signed by then: **inserted**.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from auditstream.integrity.chain import ChainKey
-from auditstream.integrity.checkpoints import Doc, iter_type, valid
+from auditstream.integrity.checkpoints import HEAD_TYPES, Doc, iter_type, retirements, valid
+from auditstream.schemas.event import format_ts
 from auditstream.schemas.record import (
     FIELD_NAMES,
     GENESIS,
     RECORD_FIELDS,
     canonical,
+    canonical_time,
     chain_day,
     record_hash,
     select_expression,
@@ -100,8 +105,12 @@ def verify_chain(
     records: Sequence[Record],
     anchors: Mapping[int, str],
     expirable: bool = False,
+    signed_by: datetime | None = None,
+    latest: datetime | None = None,
 ) -> ChainResult:
-    """One chain's records (any order) against its signed heads (seq -> hash)."""
+    """One chain's records (any order) against its signed heads (seq -> hash). Records
+    above the highest head are pending if received in ``[signed_by, latest]`` (either None:
+    no bound), inserted otherwise."""
     tenant, partition, day = key
     out = ChainResult(key, records=len(records))
 
@@ -152,6 +161,23 @@ def verify_chain(
     for i, r in enumerate(records):
         if int(r["chain_seq"]) > top:
             reached.add(i)
+            received = _received(r)
+            if (signed_by is not None and received < signed_by) or (
+                latest is not None and received > latest
+            ):
+                finding(
+                    "inserted",
+                    f"above the chain's signed head{' (no checkpoint signs it)' if not top else ''}"
+                    f", received {format_ts(received)}, "
+                    + (
+                        "after the verification time"
+                        if latest is not None and received > latest
+                        else "before the last checkpoint could have missed it"
+                    ),
+                    int(r["chain_seq"]),
+                    _event(r),
+                )
+                continue
             out.pending += 1
             if recomputed[i] != str(r["record_hash"]):
                 finding(
@@ -207,6 +233,34 @@ def verify_chain(
     return out
 
 
+def _received(r: Record) -> datetime:
+    return datetime.fromisoformat(canonical_time(r["received_at"]).replace("Z", "+00:00"))
+
+
+PENDING_GRACE = timedelta(minutes=5)
+"""How late after its checkpoint interval a sink may sign a record it stored (a slow write,
+a loaded machine, a short backlog)."""
+
+
+def pending_cutoff(
+    docs: Iterable[Doc],
+    public_keys: Mapping[str, Any],
+    interval: float,
+    grace: timedelta = PENDING_GRACE,
+) -> datetime | None:
+    """Records received before this should be signed: the last signed ``heads`` checkpoint
+    of the whole log (any tenant: the sink signs every chain that moved in one round) less
+    the checkpoint interval and ``grace``. None: no checkpoint yet."""
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
+    times = [
+        _parse(str(d["at"])) for d in iter_type(docs, "heads") if valid(d, public_keys, retired)
+    ]
+    if not times:
+        return None
+    return max(times) - timedelta(seconds=interval) - grace
+
+
 def _rank(r: Record, recomputed: str) -> tuple[int, bool]:
     return int(r["chain_seq"]), recomputed == str(r["record_hash"])
 
@@ -235,22 +289,25 @@ def anchors_of(
     docs: Iterable[Doc], public_keys: Mapping[str, Any], tenant: str | None = None
 ) -> tuple[dict[ChainKey, dict[int, str]], list[Finding], int]:
     """Signed heads by chain; a checkpoint whose signature fails is a finding."""
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
     out: dict[ChainKey, dict[int, str]] = {}
     findings: list[Finding] = []
     count = 0
-    for doc in iter_type(docs, "heads"):
+    for doc in (d for d in docs if d.get("type") in HEAD_TYPES):
         doc_tenant = str(doc.get("tenant"))
         if tenant is not None and doc_tenant != tenant:
             continue
         count += 1
-        if not valid(doc, public_keys):
+        if not valid(doc, public_keys, retired):
+            kid = str(doc.get("key_id"))
+            why = (
+                f"was signed by key {kid} after its retirement at {retired[kid]}"
+                if kid in retired and valid(doc, public_keys)
+                else f"(key {kid}) has no valid signature from a known key"
+            )
             findings.append(
-                Finding(
-                    "checkpoint",
-                    doc_tenant,
-                    f"checkpoint of {doc.get('at')} (key {doc.get('key_id')}) has no valid "
-                    "signature from a known key",
-                )
+                Finding("checkpoint", doc_tenant, f"checkpoint of {doc.get('at')} {why}")
             )
             continue
         for head in doc.get("heads", []):
@@ -260,7 +317,9 @@ def anchors_of(
 
 
 def verified_retention(docs: Iterable[Doc], public_keys: Mapping[str, Any]) -> list[Doc]:
-    return [d for d in iter_type(docs, "retention") if valid(d, public_keys)]
+    docs = list(docs)
+    retired = retirements(docs, public_keys)
+    return [d for d in iter_type(docs, "retention") if valid(d, public_keys, retired)]
 
 
 @dataclass(frozen=True)
@@ -296,11 +355,14 @@ def verify_records(
     days: tuple[str, str] | None = None,
     now: datetime | None = None,
     allow_unchained: Mapping[str, int] | None = None,
+    signed_by: datetime | None = None,
 ) -> Report:
     """Every chain of ``records`` (and every chain the checkpoints name in ``days``,
     ``(first, last)`` inclusive) against the checkpoints (``docs`` and the ``public_keys``
     that sign them, or their ``Proof``). Unchained rows beyond ``allow_unchained`` (per
-    tenant; None: none allowed) are reported as inserted."""
+    tenant; None: none allowed) are reported as inserted. With ``signed_by``
+    (``pending_cutoff``), unsigned records received before it, or after ``now`` plus
+    ``PENDING_GRACE``, are inserted, not pending."""
     proof = docs if isinstance(docs, Proof) else prove(docs, public_keys or {}, tenant, now=now)
     anchors = proof.anchors
     chains: dict[ChainKey, list[Record]] = {}
@@ -321,7 +383,10 @@ def verify_records(
     for key in sorted(chains):
         start = datetime.fromisoformat(key[2]).replace(tzinfo=UTC)
         expirable = horizon is not None and start < horizon
-        report.chains.append(verify_chain(key, chains[key], anchors.get(key, {}), expirable))
+        latest = (now or datetime.now(UTC)) + PENDING_GRACE if signed_by is not None else None
+        report.chains.append(
+            verify_chain(key, chains[key], anchors.get(key, {}), expirable, signed_by, latest)
+        )
     allowed = allow_unchained or {}
     for t, rows in sorted(unchained.items()):
         if len(rows) <= allowed.get(t, 0):

@@ -122,6 +122,11 @@ def _time(value: Any) -> str:
     raise TypeError(f"not a time: {value!r}")
 
 
+def canonical_time(value: Any) -> str:
+    """A time as the canonical bytes have it (``…T01:02:03.456Z``), from any stored form."""
+    return _time(value)
+
+
 def _text(value: Any) -> Any:
     if type(value) is not str:
         raise TypeError(f"not text: {value!r}")

@@ -363,3 +363,30 @@ def test_a_store_made_before_tamper_evidence_is_upgraded(tenv: Env) -> None:
     code, out = cli(tenv, "verify")
     assert code == 1, out
     assert f"event {uuid.UUID(int=5)}: a record in no chain" in out
+
+
+def test_records_added_above_a_signed_head_are_insertions_not_pending(tenv: Env) -> None:
+    """Review finding H1 (store side): a record appended after a chain's signed head, with a
+    hash the attacker computed, was "not yet checkpointed" forever. Received long before the
+    last checkpoint, it is an insertion."""
+    from auditstream.integrity.verify import SELECT_LIST, as_record
+    from auditstream.schemas.record import record_hash
+
+    run_sink_until(tenv, 3, (make("acme", 3, when=TODAY - timedelta(hours=1)), 0))
+    db = f"`{tenv.settings.clickhouse.database}`.`audit_events`"
+    forged = uuid.UUID(int=41)
+    attack(
+        tenv,
+        f"INSERT INTO {db} SELECT * REPLACE ('{forged}' AS event_id, chain_seq + 1 AS chain_seq, "
+        f"record_hash AS chain_prev, 'attacker' AS actor_id) FROM "
+        f"(SELECT * FROM {db} WHERE chain_seq = 3) SETTINGS insert_deduplicate = 0",
+    )
+    [row] = tenv.sql(f"SELECT {SELECT_LIST} FROM {db} WHERE event_id = '{forged}'")
+    digest = record_hash(as_record(row))
+    attack(tenv, f"ALTER TABLE {db} UPDATE record_hash = '{digest}' WHERE event_id = '{forged}'")
+    code, out = cli(tenv, "verify", "--no-alert")
+    assert code == 1, out
+    assert (
+        f"INSERTED chain acme/p0/{TODAY - timedelta(hours=1):%Y-%m-%d} seq 4 event {forged}" in out
+    )
+    assert "not yet checkpointed" not in out

@@ -514,3 +514,112 @@ def test_heads_a_killed_sink_left_unsigned_are_found() -> None:
     assert last_signed_at([]) is None
     recovered = heads_checkpoints({KEY: Head(5, "c" * 64)}, recovered=True)
     assert recovered[0]["recovered"] is True
+
+
+# -- review findings (second round) ---------------------------------------------------------
+def test_unsigned_store_records_older_than_the_last_checkpoint_are_insertions(
+    tmp_path: Path,
+) -> None:
+    """Review finding H1 (store side): records above a chain's signed head, or in a chain no
+    checkpoint signs, were "pending" whatever their age, so an attacker could add them. Only
+    records the last signed checkpoint cannot have covered yet are "not yet checkpointed"."""
+    _, _, linked = stored(5)
+    keys = KeyStore(tmp_path / "keys")
+    head3 = {KEY: Head(3, linked[2][-1])}
+    # Signed 2 s after the third record arrived: records 4 and 5 came in after it.
+    signed_at = DAY + timedelta(seconds=2, milliseconds=500)
+    docs = [sign(d, keys.current()) for d in heads_checkpoints(head3)]
+    docs = [sign({**docs[0], "at": signed_at.isoformat().replace("+00:00", "Z")}, keys.current())]
+    ghost = to_row(event(40), 9, 1)  # a chain (partition 9) no checkpoint signs
+    ghost_rows = Chainer(Store().heads).link([ghost])
+    recs = [record(r) for r in [*linked, *ghost_rows]]
+    margin = timedelta(seconds=60)
+
+    # Just after the checkpoint: both may legitimately be unsigned yet.
+    report = verify_records(recs, docs, keys.public_keys(), signed_by=signed_at - margin)
+    assert report.ok, report.all_findings()
+    assert report.total("pending") == 3
+
+    # Long after a later checkpoint (of any tenant): they should have been signed.
+    other = heads_checkpoints({("globex", 0, "2026-11-30"): Head(1, "ab" * 32)})[0]
+    later = sign({**other, "at": "2026-11-30T10:00:00.000Z"}, keys.current())
+    cutoff = DAY + timedelta(hours=1) - margin
+    report = verify_records(
+        recs, [*docs, later], keys.public_keys(), tenant="acme", signed_by=cutoff
+    )
+    found = sorted((f.kind, f.partition, f.seq) for f in report.all_findings())
+    assert found == [("inserted", 0, 4), ("inserted", 0, 5), ("inserted", 9, 1)], found
+    assert report.total("pending") == 0
+
+
+def test_a_rotation_removes_the_old_private_key_and_retires_it(tmp_path: Path) -> None:
+    """Review finding M3: a rotation left the old private key on disk and the old key valid
+    forever. Now the old private key is removed, and a checkpoint it signs after its
+    retirement (recorded in the signed rotation) is rejected."""
+    keys = KeyStore(tmp_path / "keys")
+    old = keys.current()
+    log = CheckpointLog(tmp_path / "cp.jsonl")
+    _, _, linked = stored(3)
+    before = sign(heads_checkpoints({KEY: Head(2, linked[1][-1])})[0], old)
+    log.append([before])
+    rotation = Recorder(keys, log).rotate()
+    assert not (tmp_path / "keys" / f"{old.key_id}.key").exists()
+    assert (tmp_path / "keys" / f"{old.key_id}.pub").exists()  # still verifies old checkpoints
+    assert rotation["key_id"] == old.key_id
+    # Someone who kept a copy of the old key signs a newer head after the rotation.
+    late = {**heads_checkpoints({KEY: Head(3, linked[2][-1])})[0], "at": "2099-01-01T00:00:00.000Z"}
+    docs = [*log.read(), sign(late, old)]
+    public = keys.public_keys()
+    report = verify_records([record(r) for r in linked], docs, public)
+    assert [f.kind for f in report.findings] == ["checkpoint"], report.findings
+    assert "after its retirement" in report.findings[0].detail
+    assert report.total("verified") == 2  # the checkpoint from before the rotation holds
+
+
+def test_an_export_cut_back_or_missing_a_chain_a_tenant_summary_covers_fails(
+    tmp_path: Path,
+) -> None:
+    """Review finding H4: an export's header is not signed, so leaving out a chain together
+    with its checkpoint, or cutting records back to an earlier head, verified. The tenant
+    summary (every chain head of the tenant, signed with the checkpoint) closes that."""
+    from auditstream.integrity.checkpoints import tenant_summaries
+
+    keys = KeyStore(tmp_path / "keys")
+    _, chain, linked = stored(4)
+    first = [sign(d, keys.current()) for d in heads_checkpoints(chain.changed())]
+    more = chain.link(rows(3, partition=2))
+    chain.advance(more)
+    changed = chain.changed()
+    second = [
+        sign(d, keys.current())
+        for d in [
+            *heads_checkpoints(changed, summary=True),
+            *tenant_summaries(first, changed),
+        ]
+    ]
+    docs = [*first, *second]
+    out = io.BytesIO()
+    days = ("2026-11-30", "2026-11-30")
+    write_export(out, "acme", days, [record(r) for r in [*linked, *more]], docs, keys.public_keys())
+    lines = out.getvalue().splitlines(keepends=True)
+    public = load_public_keys(keys.export())
+    assert verify_export(lines, public).ok
+
+    def without(*drop: bytes) -> list[bytes]:
+        return [x for x in lines if not any(d in x for d in drop)]
+
+    # Chain p0 left out with the checkpoint that signs it: the summary still names it.
+    p0_sig = first[0]["signature"].encode()
+    cut = [
+        x for x in without(p0_sig) if not (b'"type":"record"' in x and b'"kafka_partition":0' in x)
+    ]
+    header = orjson.loads(cut[0])
+    header["chains"] = [c for c in header["chains"] if c["partition"] != 0]
+    cut[0] = orjson.dumps(header) + b"\n"
+    kinds = {(f.kind, f.partition) for f in verify_export(cut, public).all_findings()}
+    assert ("deleted", 0) in kinds, kinds
+    # The summary left out too, while the checkpoint it came with stays: named.
+    summary_sig = second[-1]["signature"].encode()
+    findings = verify_export(without(summary_sig), public).all_findings()
+    assert [f.kind for f in findings] == ["checkpoint"], findings
+    assert "summary" in findings[0].detail
