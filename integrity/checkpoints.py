@@ -243,8 +243,8 @@ def tenant_summaries(
     ``summary: true`` (``heads_checkpoints(changed, summary=True)``), it lets an export prove
     it left out no chain and no record a checkpoint signed: ``verify-export`` holds every chain
     of the summary (in range) to its head, and names a ``summary: true`` checkpoint whose
-    summary is missing. Not wired yet: the sink's ``Checkpointer.once`` is where to record it
-    (keeping the cumulative heads in memory rather than reading the log each time)."""
+    summary is missing. The sink's ``Checkpointer.once`` records them, keeping each tenant's
+    latest summary in memory (the log is read once, for tenants it has not summarised yet)."""
     tenants = {k[0] for k in changed}
     best: dict[ChainKey, Head] = {}
     for doc in signed:
@@ -282,13 +282,30 @@ class Checkpointer:
         self._interval = interval
         self.stopping = threading.Event()
         self.written = 0
+        self._summaries: dict[str, Doc] = {}
+        """The latest signed ``tenant_summary`` per tenant: every head of the tenant."""
+        self._history: list[Doc] | None = None
+        """The checkpoint log as it was at start (read once, for tenants not summarised yet)."""
+
+    def _summarise(self, changed: dict[ChainKey, Head]) -> list[Doc]:
+        tenants = {k[0] for k in changed}
+        if tenants - self._summaries.keys() and self._history is None:
+            self._history = self._recorder.log.read()
+        signed: list[Doc] = [d for t, d in self._summaries.items() if t in tenants]
+        if tenants - self._summaries.keys():
+            fresh = tenants - self._summaries.keys()
+            signed += [d for d in self._history or [] if d.get("tenant") in fresh]
+        return tenant_summaries(signed, changed)
 
     def once(self) -> int:
         changed = self._chainer.changed()
         if not changed:
             return 0
         try:
-            self._recorder.record(heads_checkpoints(changed))
+            summaries = self._summarise(changed)
+            self._recorder.record([*heads_checkpoints(changed, summary=True), *summaries])
+            for doc in summaries:
+                self._summaries[str(doc["tenant"])] = doc
         except Exception as exc:
             self._chainer.restore_changed(changed)
             log.warning("checkpoint not written (retrying at the next one): %s", exc)
