@@ -175,12 +175,43 @@ class Recorder:
         key = self.keys.current()
         signed = [sign(d, key) for d in docs]
         self.log.append(signed)
-        if self.publish is not None:
-            try:
-                self.publish(signed)
-            except Exception as exc:  # the file has them; the topic is the second copy
-                log.warning("checkpoints not sent to the checkpoint topic: %s", exc)
+        self.send(signed)
         return signed
+
+    @property
+    def outbox(self) -> CheckpointLog:
+        """Signed checkpoints the topic has not acknowledged yet, next to the log."""
+        return CheckpointLog(self.log.path.with_name("unpublished.jsonl"))
+
+    def send(self, signed: list[Doc]) -> bool:
+        """To the checkpoint topic: first what it has not acknowledged before (in order),
+        then ``signed``. What it does not take now waits in the outbox for the next call, so
+        the topic ends up with every checkpoint of the file (a resend may repeat one: a
+        checkpoint is identified by its signature). False: the topic is behind."""
+        if self.publish is None:
+            return True
+        outbox = self.outbox
+        outbox.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = os.open(outbox.path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # recorders of one home take turns
+            earlier = outbox.read()
+            if not earlier and not signed:
+                return True
+            try:
+                self.publish([*earlier, *signed])
+            except Exception as exc:  # the file has them; the topic is the second copy
+                outbox.append(signed)
+                log.warning(
+                    "%d checkpoints not sent to the checkpoint topic yet (kept in %s, sent "
+                    "with the next ones): %s", len(earlier) + len(signed), outbox.path, exc,
+                )  # fmt: skip
+                return False
+            if earlier:
+                outbox.path.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(lock)
 
     def retention(self, table: str, days: int, source: str, **extra: Any) -> Doc:
         return self.record([retention_doc(table, days, source, **extra)])[0]
@@ -192,11 +223,7 @@ class Recorder:
         doc = sign(rotation_doc(new), old)
         self.log.append([doc])
         self.keys.remove_private(old.key_id)
-        if self.publish is not None:
-            try:
-                self.publish([doc])
-            except Exception as exc:  # recorded in the file; the topic is the second copy
-                log.warning("key rotation not sent to the checkpoint topic: %s", exc)
+        self.send([doc])
         return doc
 
 
@@ -300,6 +327,8 @@ class Checkpointer:
     def once(self) -> int:
         changed = self._chainer.changed()
         if not changed:
+            if self._recorder.outbox.path.exists():  # an idle sink still catches the topic up
+                self._recorder.send([])
             return 0
         try:
             summaries = self._summarise(changed)

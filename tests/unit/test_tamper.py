@@ -623,3 +623,30 @@ def test_an_export_cut_back_or_missing_a_chain_a_tenant_summary_covers_fails(
     findings = verify_export(without(summary_sig), public).all_findings()
     assert [f.kind for f in findings] == ["checkpoint"], findings
     assert "summary" in findings[0].detail
+
+
+def test_checkpoints_the_topic_did_not_take_are_sent_with_the_next_ones(tmp_path: Path) -> None:
+    """Review finding L2: the topic is the copy outside the sink's home; a checkpoint it
+    missed (Kafka away) is sent again, in order, once it is back, even by another recorder
+    of the same home, and never lost from the file."""
+    sent: list[list[str]] = []
+    up = False
+
+    def publish(docs: list[dict[str, object]]) -> None:
+        if not up:
+            raise RuntimeError("broker away")
+        sent.append([str(d["days"]) for d in docs])
+
+    keys, log = KeyStore(tmp_path / "keys"), CheckpointLog(tmp_path / "cp" / "cp.jsonl")
+    first = Recorder(keys, log, publish)
+    first.retention("audit_events", 30, "admin")
+    first.retention("audit_events", 40, "admin")
+    assert sent == []
+    assert first.outbox.path.exists()
+    up = True
+    Recorder(keys, log, publish).retention("audit_events", 50, "admin")
+    assert sent == [["30", "40", "50"]]
+    assert not first.outbox.path.exists()
+    assert first.send([]) is True
+    assert sent == [["30", "40", "50"]]  # nothing more to send
+    assert [d["days"] for d in log.read()] == [30, 40, 50]
