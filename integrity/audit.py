@@ -34,7 +34,7 @@ from auditstream.integrity.verify import (
     read_records,
     verify_records,
 )
-from auditstream.schemas.alert import Alert, Severity, stable_alert_id
+from auditstream.schemas.alert import Alert, Severity, content_alert_id
 from auditstream.sinks.query import literal
 
 WINDOW_DAYS = 1
@@ -169,8 +169,9 @@ def tampering_alert(
         kinds[f.kind] = kinds.get(f.kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     return Alert(
-        alert_id=stable_alert_id(
-            "log_tampering", tenant, "audit_events", now.replace(second=0, microsecond=0)
+        # The same findings found again (the next scheduled run) are the same alert.
+        alert_id=content_alert_id(
+            "log_tampering", tenant, "audit_events", "\n".join(sorted(f.line() for f in findings))
         ),
         rule="log_tampering",
         severity=Severity.CRITICAL,

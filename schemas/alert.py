@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -66,6 +67,13 @@ def stable_alert_id(rule: str, tenant_id: str, subject: str, window_start: datet
     """Deterministic from what the alert is about, so a reprocessed event yields the same id."""
     stamp = int(window_start.timestamp() * 1000)
     return uuid.uuid5(_NAMESPACE, f"{rule}\x1f{tenant_id}\x1f{subject}\x1f{stamp}")
+
+
+def content_alert_id(rule: str, tenant_id: str, subject: str, content: str) -> uuid.UUID:
+    """The id of an alert about a state rather than a window (``log_tampering``: the same
+    findings found again by the next scheduled verification are the same alert)."""
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    return uuid.uuid5(_NAMESPACE, f"{rule}\x1f{tenant_id}\x1f{subject}\x1fstate\x1f{digest}")
 
 
 def incident_alert_id(rule: str, tenant_id: str, subject: str, incident: int) -> uuid.UUID:

@@ -650,3 +650,20 @@ def test_checkpoints_the_topic_did_not_take_are_sent_with_the_next_ones(tmp_path
     assert first.send([]) is True
     assert sent == [["30", "40", "50"]]  # nothing more to send
     assert [d["days"] for d in log.read()] == [30, 40, 50]
+
+
+def test_the_same_tampering_found_again_is_the_same_alert() -> None:
+    """Review finding M2 (second half): the scheduled verification runs every few minutes;
+    the same findings must not raise a new alert each time, new findings must."""
+    from auditstream.integrity.audit import tampering_alert
+    from auditstream.integrity.verify import Finding, Report
+
+    lo, hi = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+    one = Finding("modified", "acme", "its content no longer matches its hash", 0, "2026-12-01", 2)
+    two = Finding("deleted", "acme", "1 record(s) at position 4 missing", 0, "2026-12-01", 4)
+    first = tampering_alert("acme", Report(findings=[one, two]), lo, hi, hi)
+    again = tampering_alert("acme", Report(findings=[two, one]), lo, hi, hi + timedelta(hours=3))
+    more = tampering_alert("acme", Report(findings=[one]), lo, hi, hi + timedelta(hours=3))
+    other = tampering_alert("globex", Report(findings=[one, two]), lo, hi, hi)
+    assert first.alert_id == again.alert_id
+    assert len({first.alert_id, more.alert_id, other.alert_id}) == 3
