@@ -37,6 +37,7 @@ from auditstream.integrity.checkpoints import (
     iter_type,
     kafka_publisher,
     now_text,
+    read_topic,
     unsigned_heads,
 )
 from auditstream.integrity.keys import KeyStore
@@ -286,15 +287,56 @@ def report_untrusted(settings: Settings, key: ChainKey, stored: Head, used: Head
 
 def record_initial_retention(settings: Settings, client: Any) -> None:
     """The first start of a store (for these checkpoints): sign the retention it keeps, so
-    that ``verify`` can tell TTL expiry from deletion from the start. Generates the key."""
+    that ``verify`` can tell TTL expiry from deletion from the start. Generates the key.
+
+    "First" is judged by the checkpoint topic too, not by the local file alone: a home that
+    lost its file (a new volume) gets the topic's checkpoints back, and a TTL that differs
+    from the last signed retention is reported, never signed as "initial" (review finding
+    H3: a TTL shortened directly in ClickHouse would make deletions look like expiry)."""
     log_file = CheckpointLog.at_home(settings.home)
-    known = {d.get("table") for d in iter_type(log_file.read(), "retention")}
+    docs = log_file.read()
+    known = {d.get("table") for d in iter_type(docs, "retention")}
+    if all(spec.name in known for spec in (EVENTS,)):
+        return
+    try:
+        remote = read_topic(settings.kafka.client_config(), settings.topics.checkpoints)
+    except RuntimeError as exc:
+        if "does not exist" not in str(exc):
+            log.warning(
+                "the checkpoint topic could not be read (%s): the store's retention is signed "
+                "at a start that can read it",
+                exc,
+            )
+            return
+        remote = []
+    have = {d.get("signature") for d in docs}
+    missing = [d for d in remote if d.get("signature") not in have]
+    if missing:
+        log_file.append(missing)
+        docs += missing
+        log.warning(
+            "restored %d checkpoints from the checkpoint topic into %s (the file lacked them)",
+            len(missing),
+            log_file.path,
+        )
+    database = settings.clickhouse.database
     for spec in (EVENTS,):
-        if spec.name in known:
-            continue
-        database = settings.clickhouse.database
         days = tables.current_retention_days(client, database, spec)
         if days is None:
+            continue
+        signed = sorted(
+            (str(d["at"]), int(d["days"]))
+            for d in iter_type(docs, "retention")
+            if d.get("table") == spec.name
+        )
+        if signed:
+            if signed[-1][1] != days:
+                log.error(
+                    "%s keeps rows %d days but its last signed retention is %d days: the TTL "
+                    "was changed outside `auditstream retention set`; verify judges expiry by "
+                    "the signed retention only (set it with `auditstream retention set`)",
+                    spec.name, days, signed[-1][1],
+                )  # fmt: skip
             continue
         # Rows stored before tamper evidence have no chain: counted, so none can be added.
         unchained = client.query(

@@ -432,3 +432,28 @@ def test_an_export_that_leaves_out_a_whole_chain_fails(tenv: Env, tmp_path: Path
     code, out = cli(tenv, "verify-export", str(cut), "--public-key", str(key))
     assert code == 1, out
     assert "DELETED" in out, out
+
+
+def test_a_lost_home_does_not_turn_a_shortened_ttl_into_expiry(tenv: Env) -> None:
+    """Review finding H3. The sink's local checkpoint file is lost (a new volume, a wiped
+    home); meanwhile someone shortened the TTL directly in ClickHouse and removed the old
+    rows. Starting again, the sink must take the retention history from the checkpoint topic
+    (its copy outside the home), not sign the shortened TTL as the store's "initial" one: the
+    removed rows are deletions, not expiry."""
+    old, recent = make("acme", 3, when=TODAY - timedelta(days=20)), make("acme", 2, first=10)
+    run_sink_until(tenv, 5, (old, 0), (recent, 10))
+    (tenv.settings.home / "checkpoints" / "checkpoints.jsonl").unlink()
+    db = f"`{tenv.settings.clickhouse.database}`.`audit_events`"
+    attack(
+        tenv,
+        f"ALTER TABLE {db} MODIFY TTL toDateTime(occurred_at) + INTERVAL 10 DAY DELETE",
+        f"OPTIMIZE TABLE {db} FINAL",
+    )
+    assert stored_count(tenv) == 2
+    run_sink_until(tenv, 3, (make("acme", 1, first=20), 12))
+    log = tenv.pipeline().log_path("sink").read_text()
+    assert "changed outside `auditstream retention set`" in log
+    code, out = cli(tenv, "verify", "--tenant", "acme")
+    assert code == 1, out
+    assert "DELETED" in out, out
+    assert "expired" not in out, out
