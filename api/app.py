@@ -493,7 +493,11 @@ def create_app(ctx: Context) -> FastAPI:
                                      headers=headers)  # fmt: skip
         ctx.jobs.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = ctx.jobs.directory / f"stream-{secrets.token_hex(8)}.{format.value}"
-        write(format, rows, tmp)
+        try:
+            write(format, rows, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return FileResponse(tmp, media_type=MEDIA_TYPES[format], headers=headers,
                             background=BackgroundTask(tmp.unlink, missing_ok=True))  # fmt: skip
 

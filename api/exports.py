@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -199,6 +200,9 @@ def write(
             if progress is not None and done % 1000 == 0:
                 progress(done)
 
+    # The file is the tenant's data: only this service's user may read it, from the start.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
     if fmt in (Format.CSV, Format.JSONL):
         with path.open("wb") as raw:
             out = _Hashing(raw)

@@ -105,3 +105,18 @@ def test_empty_files_have_their_columns(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "e.parquet").column_names == list(COLUMNS)
     exports.write(Format.XLSX, iter([]), tmp_path / "e.xlsx")
     assert list(next(load_workbook(tmp_path / "e.xlsx").worksheets[0].values)) == list(COLUMNS)
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_export_files_are_readable_by_their_owner_only(tmp_path: Path, fmt: Format) -> None:
+    """An export is the tenant's data: 0600 whatever the umask, in every format."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / f"x.{fmt.value}"
+        exports.write(fmt, iter([]), path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
