@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditstream.cli.render import table
+from auditstream.cli.verify import parse_time
 from auditstream.config import Settings
 
 console = Console(highlight=False)
@@ -35,16 +36,6 @@ class _Refused(RuntimeError):
 def _fail(message: str, code: int = 2) -> None:
     err.print("reviews:", escape(message))
     sys.exit(code)
-
-
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time or date") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _no_owner(settings: Settings) -> None:
@@ -228,7 +219,7 @@ def run_command(
             assert tenant is not None
             found = sched.load(read, db, tenant)
             s = found[0] if found else None
-            lo, hi = _period(s.every if s else None, _time(from_time), _time(to_time))
+            lo, hi = _period(s.every if s else None, parse_time(from_time), parse_time(to_time))
             report = one(read, run_sql, tenant, s, lo, hi)
     except _errors() as exc:
         _fail(str(exc))
@@ -314,7 +305,7 @@ def sign_off_command(
             found = sched.load(read, settings.clickhouse.database, tenant)
         if not found:
             raise ReviewError(f"{tenant} has no review schedule: `auditstream reviews schedule`")
-        lo, hi = _period(found[0].every, _time(from_time), _time(to_time))
+        lo, hi = _period(found[0].every, parse_time(from_time), parse_time(to_time))
         digest = hashlib.sha256(report_file.read_bytes()).hexdigest() if report_file else ""
         event_id = sign_off(settings, found[0], by, note, lo, hi, report_sha256=digest, via=_user())
     except _errors() as exc:
