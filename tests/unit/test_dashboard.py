@@ -77,3 +77,23 @@ def test_prometheus_scrapes_each_service_on_its_default_port() -> None:
         assert f"service: {role}" in config
     assert "job_name: auditstream" in config
     assert any('job="auditstream"' in e for e in _exprs(json.loads(DASHBOARD.read_text())))
+
+
+def test_the_compose_monitoring_profile_mounts_files_that_exist() -> None:
+    """docker-compose.yml's monitoring profile provisions the dashboard and both datasources
+    from deploy/; a renamed file would leave Grafana empty without any error here."""
+    import re
+
+    compose = (DEPLOY.parent / "docker-compose.yml").read_text()
+    mounted = set(re.findall(r"- \./(deploy/[^:]+):", compose))
+    assert {
+        "deploy/prometheus/prometheus.yml",
+        "deploy/grafana/provisioning",
+        "deploy/grafana/dashboards",
+        "deploy/clickhouse/grafana-reader.sh",
+    } <= mounted
+    for path in mounted:
+        assert (DEPLOY.parent / path).exists(), path
+    datasources = DEPLOY / "grafana" / "provisioning" / "datasources"
+    assert {p.name for p in datasources.iterdir()} >= {"prometheus.yml", "clickhouse.yml"}
+    assert "readonly = 1" in (DEPLOY / "clickhouse" / "grafana-reader.sh").read_text()
