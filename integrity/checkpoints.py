@@ -331,10 +331,10 @@ class Checkpointer:
                 self._recorder.send([])
             return 0
         try:
-            summaries = self._summarise(changed)
-            self._recorder.record([*heads_checkpoints(changed, summary=True), *summaries])
-            for doc in summaries:
-                self._summaries[str(doc["tenant"])] = doc
+            # Tenant summaries (H4) are not signed yet: with them, an intact export failed
+            # verify-export in CI (test_an_export_that_leaves_out_a_whole_chain_fails, cause
+            # not found yet), and a false tampering report is worse than the gap.
+            self._recorder.record(heads_checkpoints(changed))
         except Exception as exc:
             self._chainer.restore_changed(changed)
             log.warning("checkpoint not written (retrying at the next one): %s", exc)
